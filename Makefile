@@ -1,0 +1,81 @@
+# transitd build. `make` builds build/transitd; `make asan` the sanitizer build;
+# `make run` and `make test` are the README's two commands.
+
+PKGS     := libmicrohttpd libpq hiredis jansson libsodium libjwt uuid
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+DEPFLAGS  = -MMD -MP
+ALLFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+ASANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+SRC      := $(shell find src -name '*.c' | sort)
+LIB_SRC  := $(filter-out src/main.c,$(SRC))
+OBJ      := $(SRC:%.c=build/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
+ASAN_OBJ := $(SRC:%.c=build/asan/%.o)
+EMBED    := $(wildcard db/migrations/*.sql db/seed/*.sql) docs/openapi.json
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
+
+.PHONY: all asan web unit test run bench clean
+
+all: build/transitd web
+
+build/gen/embedded.c: $(EMBED) scripts/embed.sh
+	@sh scripts/embed.sh build/gen
+
+build/gen/embedded.S: build/gen/embedded.c
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  CC     $<'
+	@$(CC) $(ALLFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  CC     $< (asan)'
+	@$(CC) $(ALLFLAGS) $(ASANFLAGS) $(DEPFLAGS) -c $< -o $@
+
+build/obj/gen/embedded.o: build/gen/embedded.c build/gen/embedded.S
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLFLAGS) -Isrc/store -c build/gen/embedded.c -o build/obj/gen/embedded_c.o
+	$(CC) -c build/gen/embedded.S -o build/obj/gen/embedded_s.o
+	ld -r build/obj/gen/embedded_c.o build/obj/gen/embedded_s.o -o $@
+
+build/transitd: $(OBJ) build/obj/gen/embedded.o
+	$(CC) $(CFLAGS) $^ $(LIBS) -o $@
+
+build/transitd-asan: $(ASAN_OBJ) build/obj/gen/embedded.o
+	$(CC) $(ASANFLAGS) $^ $(LIBS) -o $@
+
+asan: build/transitd-asan web
+
+# Swagger UI comes from npm; install scripts are not needed and not run.
+web: web/node_modules/swagger-ui-dist/swagger-ui-bundle.js
+
+web/node_modules/swagger-ui-dist/swagger-ui-bundle.js: web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build/unit/%: tests/unit/%.c $(LIB_OBJ) build/obj/gen/embedded.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLFLAGS) $(CFLAGS) -Isrc $< $(LIB_OBJ) build/obj/gen/embedded.o $(LIBS) $(shell pkg-config --libs cmocka) -o $@
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+test:
+	@bash scripts/test.sh
+
+run:
+	@bash scripts/run.sh
+
+bench:
+	@bash bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)

@@ -1,0 +1,46 @@
+#ifndef TRANSITD_API_H
+#define TRANSITD_API_H
+/*
+ * The HTTP resources: one file per resource, each parsing and validating its
+ * input, calling the domain, and answering. The route table (routes.c)
+ * binds them to methods and paths.
+ */
+#include <stddef.h>
+
+#include "../core/config.h"
+#include "../http/http.h"
+
+extern const struct route api_routes[];
+extern const size_t api_routes_count;
+
+/* Start-up: what the resources need before the first request. */
+void api_init(const struct config *cfg);
+/* Loads the static pages and assets from cfg->web_dir; missing ones answer 404. */
+void static_load(const char *web_dir);
+void static_free(void);
+
+/* health.c */
+void health_live(struct request *req, struct worker *w);
+void health_status(struct request *req, struct worker *w);
+void health_db(struct request *req, struct worker *w);
+void health_cache(struct request *req, struct worker *w);
+void health_queue(struct request *req, struct worker *w);
+void health_ready(struct request *req, struct worker *w);
+void metrics_get(struct request *req, struct worker *w);
+
+/* static.c */
+void openapi_get(struct request *req, struct worker *w);
+void static_get(struct request *req, struct worker *w);
+
+/* network.c */
+extern struct cache_family family_localities, family_stations, family_station, family_arrivals,
+	family_alerts, family_routes, family_route;
+void localities_list(struct request *req, struct worker *w);
+void stations_list(struct request *req, struct worker *w);
+void station_get(struct request *req, struct worker *w);
+void station_arrivals(struct request *req, struct worker *w);
+void station_alerts(struct request *req, struct worker *w);
+void routes_list(struct request *req, struct worker *w);
+void route_get(struct request *req, struct worker *w);
+
+#endif

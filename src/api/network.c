@@ -1,0 +1,96 @@
+/* GET /api/v1/localities, /stations…, /routes… : cached network reads. */
+#include <string.h>
+
+#include "../core/json.h"
+#include "../domain/network.h"
+#include "../http/cached.h"
+#include "../store/cache.h"
+#include "api.h"
+#include "../core/banned.h"
+
+static const char *const station_query[] = { "locality", "type", "limit", "cursor", NULL };
+static const char *const alerts_query[] = { "active_only", NULL };
+
+struct cache_family family_localities = { .name = "localities", .ttl_s = 3600, .near = 1 };
+struct cache_family family_stations = { .name = "stations", .ttl_s = 300, .query = station_query, .near = 1 };
+struct cache_family family_station = { .name = "station", .ttl_s = 300, .near = 1 };
+struct cache_family family_arrivals = { .name = "arrivals", .ttl_s = 15, .near = 1 };
+struct cache_family family_alerts = { .name = "alerts", .ttl_s = 60, .query = alerts_query, .near = 1 };
+struct cache_family family_routes = { .name = "routes", .ttl_s = 300, .near = 1 };
+struct cache_family family_route = { .name = "route", .ttl_s = 300, .near = 1 };
+
+/* Validates ?limit= (1-100, default 20); shared by every paged list. */
+static int page_limit(struct request *req, int64_t *limit, struct api_error *err)
+{
+	const char *v = request_query(req, "limit");
+	*limit = 20;
+	if (v && parse_int64(v, 1, 100, limit))
+		return api_fail_field(err, "limit", "must be an integer from 1 to 100");
+	return 0;
+}
+
+static int fill_localities(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return network_localities(worker_read_db(w), &req->arena, out, err);
+}
+
+static int fill_stations(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	struct station_filter f = { 0 };
+	const char *cursor = request_query(req, "cursor");
+	f.locality = request_query(req, "locality");
+	f.type = request_query(req, "type");
+	if (page_limit(req, &f.limit, err))
+		return -1;
+	if (cursor && parse_int64(cursor, 0, INT64_MAX, &f.after_id))
+		return api_fail_field(err, "cursor", "is not a cursor this API returned");
+	if (f.locality && !*f.locality)
+		f.locality = NULL;
+	if (f.type && !*f.type)
+		f.type = NULL;
+	if (f.type && strcmp(f.type, "portal") && strcmp(f.type, "trunk") && strcmp(f.type, "cable") &&
+	    strcmp(f.type, "zonal"))
+		return api_fail_field(err, "type", "must be one of portal, trunk, cable, zonal");
+	if (f.locality && strlen(f.locality) > 64)
+		return api_fail_field(err, "locality", "must be at most 64 characters");
+	return network_stations(worker_read_db(w), &req->arena, &f, out, err);
+}
+
+static int fill_station(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return network_station(worker_read_db(w), &req->arena, req->ids[0], out, err);
+}
+
+static int fill_arrivals(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return network_arrivals(worker_read_db(w), &req->arena, req->ids[0], out, err);
+}
+
+static int fill_alerts(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	const char *v = request_query(req, "active_only");
+	int active_only = 1;
+	if (v && !strcmp(v, "false"))
+		active_only = 0;
+	else if (v && strcmp(v, "true"))
+		return api_fail_field(err, "active_only", "must be true or false");
+	return network_alerts(worker_read_db(w), &req->arena, req->ids[0], active_only, out, err);
+}
+
+static int fill_routes(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return network_routes(worker_read_db(w), &req->arena, out, err);
+}
+
+static int fill_route(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return network_route(worker_read_db(w), &req->arena, req->ids[0], out, err);
+}
+
+void localities_list(struct request *req, struct worker *w) { reply_cached(req, w, fill_localities); }
+void stations_list(struct request *req, struct worker *w) { reply_cached(req, w, fill_stations); }
+void station_get(struct request *req, struct worker *w) { reply_cached(req, w, fill_station); }
+void station_arrivals(struct request *req, struct worker *w) { reply_cached(req, w, fill_arrivals); }
+void station_alerts(struct request *req, struct worker *w) { reply_cached(req, w, fill_alerts); }
+void routes_list(struct request *req, struct worker *w) { reply_cached(req, w, fill_routes); }
+void route_get(struct request *req, struct worker *w) { reply_cached(req, w, fill_route); }

@@ -1,0 +1,43 @@
+/*
+ * The route table: every path the server answers, its method, handler and
+ * what the dispatcher checks before the handler runs. Aliases of the earlier
+ * Travel Recharge API are rows that share a handler.
+ */
+#include "api.h"
+#include "../core/banned.h"
+
+#define V1 "/api/v1"
+
+const struct route api_routes[] = {
+	/* health, metrics, docs */
+	{ HTTP_GET, "/health", health_status, ROUTE_INLINE, NULL, "service status" },
+	{ HTTP_GET, V1 "/health", health_status, ROUTE_INLINE, NULL, "service status (alias)" },
+	{ HTTP_GET, "/health/db", health_db, 0, NULL, "database health" },
+	{ HTTP_GET, V1 "/health/db", health_db, 0, NULL, "database health (alias)" },
+	{ HTTP_GET, "/health/cache", health_cache, 0, NULL, "Redis health" },
+	{ HTTP_GET, V1 "/health/cache", health_cache, 0, NULL, "Redis health (alias)" },
+	{ HTTP_GET, "/health/queue", health_queue, ROUTE_INLINE, NULL, "message broker health" },
+	{ HTTP_GET, V1 "/health/queue", health_queue, ROUTE_INLINE, NULL, "message broker health (alias)" },
+	{ HTTP_GET, "/livez", health_live, ROUTE_INLINE, NULL, "process alive" },
+	{ HTTP_GET, "/readyz", health_ready, 0, NULL, "database reachable and schema current" },
+	{ HTTP_GET, "/metrics", metrics_get, ROUTE_INLINE, NULL, "Prometheus metrics" },
+	{ HTTP_GET, "/openapi.json", openapi_get, ROUTE_INLINE, NULL, "OpenAPI document" },
+	{ HTTP_GET, "/docs", static_get, ROUTE_INLINE, NULL, "Swagger UI" },
+	{ HTTP_GET, "/docs/swagger-ui.css", static_get, ROUTE_INLINE, NULL, "Swagger UI asset" },
+	{ HTTP_GET, "/docs/swagger-ui-bundle.js", static_get, ROUTE_INLINE, NULL, "Swagger UI asset" },
+	{ HTTP_GET, "/docs/swagger-ui-standalone-preset.js", static_get, ROUTE_INLINE, NULL, "Swagger UI asset" },
+	{ HTTP_GET, "/docs/favicon-32x32.png", static_get, ROUTE_INLINE, NULL, "Swagger UI asset" },
+	{ HTTP_GET, "/", static_get, ROUTE_INLINE, NULL, "dashboard" },
+
+	/* network */
+	{ HTTP_GET, V1 "/localities", localities_list, 0, &family_localities, "the 20 localities" },
+	{ HTTP_GET, V1 "/stations", stations_list, 0, &family_stations, "stations, filtered and paged" },
+	{ HTTP_GET, V1 "/stations/{station_id}", station_get, 0, &family_station, "one station and its routes" },
+	{ HTTP_GET, V1 "/stations/{station_id}/arrivals", station_arrivals, 0, &family_arrivals,
+	  "arrivals in the next hour" },
+	{ HTTP_GET, V1 "/stations/{station_id}/alerts", station_alerts, 0, &family_alerts, "service alerts" },
+	{ HTTP_GET, V1 "/routes", routes_list, 0, &family_routes, "routes" },
+	{ HTTP_GET, V1 "/routes/{route_id}", route_get, 0, &family_route, "one route and its ordered stops" },
+};
+
+const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -1,0 +1,191 @@
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+static const char *env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : dflt;
+}
+
+/* Reads an integer variable within [lo, hi]; unset means dflt. */
+static int env_int(const char *name, long dflt, long lo, long hi, long *out, char *err, size_t errlen)
+{
+	const char *v = getenv(name);
+	if (!v || !*v) {
+		*out = dflt;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno || *end || end == v || n < lo || n > hi) {
+		snprintf(err, errlen, "%s must be an integer from %ld to %ld (got \"%.40s\")", name, lo, hi, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+int config_parse_redis_url(struct config *c, const char *url)
+{
+	const char *p;
+	if (!strncmp(url, "redis://", 8))
+		p = url + 8;
+	else
+		return -1;
+	c->redis_password[0] = '\0';
+	c->redis_db = 0;
+	c->redis_port = 6379;
+	const char *at = strchr(p, '@');
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		const char *pw = colon ? colon + 1 : p;
+		size_t n = (size_t)(at - pw);
+		if (n >= sizeof(c->redis_password))
+			return -1;
+		memcpy(c->redis_password, pw, n);
+		c->redis_password[n] = '\0';
+		p = at + 1;
+	}
+	size_t hl = strcspn(p, ":/");
+	if (hl == 0 || hl >= sizeof(c->redis_host))
+		return -1;
+	memcpy(c->redis_host, p, hl);
+	c->redis_host[hl] = '\0';
+	p += hl;
+	if (*p == ':') {
+		char *end;
+		long port = strtol(p + 1, &end, 10);
+		if (end == p + 1 || port < 1 || port > 65535)
+			return -1;
+		c->redis_port = (int)port;
+		p = end;
+	}
+	if (*p == '/' && p[1]) {
+		char *end;
+		long db = strtol(p + 1, &end, 10);
+		if (*end || db < 0 || db > 15)
+			return -1;
+		c->redis_db = (int)db;
+	} else if (*p && strcmp(p, "/")) {
+		return -1;
+	}
+	return 0;
+}
+
+int config_origin_allowed(const struct config *c, const char *origin)
+{
+	if (!origin || !*c->cors_origins)
+		return 0;
+	size_t olen = strlen(origin);
+	const char *p = c->cors_origins;
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t n = strcspn(p, ", ");
+		if (n == 1 && *p == '*')
+			return 1;
+		if (n == olen && !strncasecmp(p, origin, n))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+int config_load(struct config *c, char *err, size_t errlen)
+{
+	long v;
+	memset(c, 0, sizeof(*c));
+
+	if (env_int("PORT", 8000, 1, 65535, &v, err, errlen))
+		return -1;
+	c->port = (int)v;
+	const char *bind = env_or("BIND", "127.0.0.1");
+	if (strlen(bind) >= sizeof(c->bind)) {
+		snprintf(err, errlen, "BIND is too long");
+		return -1;
+	}
+	snprintf(c->bind, sizeof(c->bind), "%s", bind);
+
+	c->database_url = env_or("DATABASE_URL", "");
+	if (*c->database_url && strncmp(c->database_url, "postgres://", 11) &&
+	    strncmp(c->database_url, "postgresql://", 13)) {
+		snprintf(err, errlen, "DATABASE_URL must start with postgresql:// or postgres://");
+		return -1;
+	}
+	c->replica_urls = env_or("DATABASE_REPLICA_URLS", "");
+	c->redis_url = env_or("REDIS_URL", "redis://127.0.0.1:6379");
+	if (config_parse_redis_url(c, c->redis_url)) {
+		snprintf(err, errlen, "REDIS_URL must look like redis://[:password@]host[:port][/db]");
+		return -1;
+	}
+	c->amqp_url = env_or("AMQP_URL", "");
+	if (*c->amqp_url && strncmp(c->amqp_url, "amqp://", 7)) {
+		snprintf(err, errlen, "AMQP_URL must start with amqp://");
+		return -1;
+	}
+	c->jwt_secret = env_or("JWT_SECRET", "");
+
+	const char *lvl = env_or("LOG_LEVEL", "info");
+	static const char *const levels[] = { "debug", "info", "warn", "error" };
+	c->log_level = (enum log_level)-1;
+	for (int i = 0; i < 4; i++)
+		if (!strcasecmp(lvl, levels[i]))
+			c->log_level = (enum log_level)i;
+	if ((int)c->log_level < 0) {
+		snprintf(err, errlen, "LOG_LEVEL must be one of debug, info, warn, error (got \"%.20s\")", lvl);
+		return -1;
+	}
+
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cores < 1)
+		cores = 1;
+	if (env_int("IO_THREADS", cores, 1, 256, &v, err, errlen))
+		return -1;
+	c->io_threads = (int)v;
+	/* DB_POOL_SIZE is the older name: each worker owns one connection. */
+	long pool;
+	if (env_int("DB_POOL_SIZE", 16, 1, 512, &pool, err, errlen))
+		return -1;
+	if (env_int("WORKERS", pool, 1, 512, &v, err, errlen))
+		return -1;
+	c->workers = (int)v;
+	if (env_int("JOB_QUEUE_SIZE", 4096, 1, 1 << 20, &v, err, errlen))
+		return -1;
+	c->job_queue_size = (int)v;
+	if (env_int("MAX_BODY_BYTES", 65536, 256, 16 << 20, &v, err, errlen))
+		return -1;
+	c->max_body_bytes = (size_t)v;
+	c->cors_origins = env_or("CORS_ORIGINS", "");
+	c->cache_prefix = env_or("CACHE_PREFIX", "transitd:");
+	if (strlen(c->cache_prefix) > 64) {
+		snprintf(err, errlen, "CACHE_PREFIX must be at most 64 characters");
+		return -1;
+	}
+	if (env_int("DB_CONNECT_TIMEOUT", 2, 1, 60, &v, err, errlen))
+		return -1;
+	c->db_connect_timeout_s = (int)v;
+	if (env_int("DB_STATEMENT_TIMEOUT_MS", 5000, 10, 600000, &v, err, errlen))
+		return -1;
+	c->db_statement_timeout_ms = (int)v;
+	if (env_int("REDIS_TIMEOUT_MS", 250, 1, 60000, &v, err, errlen))
+		return -1;
+	c->redis_timeout_ms = (int)v;
+	if (env_int("SHUTDOWN_TIMEOUT", 30, 0, 3600, &v, err, errlen))
+		return -1;
+	c->shutdown_timeout_s = (int)v;
+	if (env_int("NEAR_CACHE_TTL_MS", 1000, 0, 600000, &v, err, errlen))
+		return -1;
+	c->near_cache_ttl_ms = (int)v;
+	c->web_dir = env_or("WEB_DIR", "web");
+	return 0;
+}

@@ -1,0 +1,48 @@
+#ifndef TRANSITD_CONFIG_H
+#define TRANSITD_CONFIG_H
+/*
+ * Configuration comes from the environment only. config_load fills every
+ * field (defaults for unset variables) or fails naming the first bad
+ * variable; nothing else in the program reads the environment.
+ */
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+struct config {
+	int port;
+	char bind[64];
+	const char *database_url;
+	const char *replica_urls; /* comma-separated, may be "" */
+	const char *redis_url;
+	char redis_host[256];
+	int redis_port;
+	char redis_password[128];
+	int redis_db;
+	const char *amqp_url;     /* "" = no broker, async requests run synchronously */
+	const char *jwt_secret;
+	enum log_level log_level;
+	int io_threads;
+	int workers;              /* each owns one connection to the primary */
+	int job_queue_size;
+	size_t max_body_bytes;
+	const char *cors_origins; /* comma-separated, "*" allows any */
+	const char *cache_prefix;
+	int db_connect_timeout_s;
+	int db_statement_timeout_ms;
+	int redis_timeout_ms;
+	int shutdown_timeout_s;
+	int near_cache_ttl_ms;
+	const char *web_dir;
+};
+
+/* Returns 0, or -1 with a one-line message naming the variable in err. */
+int config_load(struct config *c, char *err, size_t errlen);
+
+/* Parses redis://[:password@]host[:port][/db] into c. 0 or -1. */
+int config_parse_redis_url(struct config *c, const char *url);
+
+/* True when origin is allowed by CORS_ORIGINS. */
+int config_origin_allowed(const struct config *c, const char *origin);
+
+#endif

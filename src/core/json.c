@@ -1,0 +1,132 @@
+#include "json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "banned.h"
+
+/* After jansson refused an integer that does not fit in 64 bits, find which
+ * field held it so the client is told its name. */
+static const char *find_huge(json_t *v, const char *name)
+{
+	if (json_is_real(v) && fabs(json_real_value(v)) >= 9.2e18)
+		return name;
+	const char *key;
+	json_t *child;
+	size_t i;
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, child) {
+			const char *f = find_huge(child, key);
+			if (f)
+				return f;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child) {
+			const char *f = find_huge(child, name);
+			if (f)
+				return f;
+		}
+	}
+	return NULL;
+}
+
+int json_parse_body(const char *data, size_t len, json_t **out, struct api_error *err)
+{
+	json_error_t je;
+	*out = NULL;
+	if (len == 0)
+		return api_fail(err, "malformed-json", "the request body is empty; a JSON object is expected");
+	json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		if (strstr(je.text, "too big")) {
+			json_t *reals = json_loadb(data, len, JSON_DECODE_INT_AS_REAL, &je);
+			const char *f = reals ? find_huge(reals, "body") : NULL;
+			int rc = api_fail_field(err, f ? f : "body", "must be an integer that fits in 64 bits");
+			json_decref(reals);
+			return rc;
+		}
+		return api_fail(err, "malformed-json", "invalid JSON at line %d column %d: %s", je.line,
+				je.column, je.text);
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return api_fail_field(err, "body", "must be a JSON object");
+	}
+	*out = root;
+	return 0;
+}
+
+int json_get_int(json_t *obj, const char *field, int required, int64_t lo, int64_t hi, int64_t *out,
+		 int *present, struct api_error *err)
+{
+	json_t *v = json_object_get(obj, field);
+	if (present)
+		*present = v && !json_is_null(v);
+	if (!v || json_is_null(v)) {
+		if (required)
+			return api_fail_field(err, field, "is required");
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return api_fail_field(err, field, "must be an integer from %lld to %lld", (long long)lo, (long long)hi);
+	json_int_t n = json_integer_value(v);
+	if (n < lo || n > hi)
+		return api_fail_field(err, field, "must be between %lld and %lld", (long long)lo, (long long)hi);
+	*out = n;
+	return 0;
+}
+
+int json_get_str(json_t *obj, const char *field, int required, size_t max_len, const char **out,
+		 struct api_error *err)
+{
+	json_t *v = json_object_get(obj, field);
+	if (!v || json_is_null(v)) {
+		*out = NULL;
+		if (required)
+			return api_fail_field(err, field, "is required");
+		return 0;
+	}
+	if (!json_is_string(v))
+		return api_fail_field(err, field, "must be a string");
+	if (json_string_length(v) > max_len)
+		return api_fail_field(err, field, "must be at most %zu characters", max_len);
+	*out = json_string_value(v);
+	return 0;
+}
+
+int json_get_bool(json_t *obj, const char *field, int required, int *out, int *present, struct api_error *err)
+{
+	json_t *v = json_object_get(obj, field);
+	if (present)
+		*present = v && !json_is_null(v);
+	if (!v || json_is_null(v)) {
+		if (required)
+			return api_fail_field(err, field, "is required");
+		return 0;
+	}
+	if (!json_is_boolean(v))
+		return api_fail_field(err, field, "must be true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
+int parse_int64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	if (!s || !*s)
+		return -1;
+	const char *p = s + (*s == '-');
+	if (!*p)
+		return -1;
+	for (const char *q = p; *q; q++)
+		if (*q < '0' || *q > '9')
+			return -1;
+	errno = 0;
+	char *end;
+	long long n = strtoll(s, &end, 10);
+	if (errno || *end || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}

@@ -1,0 +1,155 @@
+#include "network.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/banned.h"
+
+enum {
+	LOCALITIES,
+	LOCALITY_RESOLVE,
+	STATIONS,
+	STATION,
+	ARRIVALS,
+	ALERTS,
+	ROUTES,
+	ROUTE,
+};
+
+static const struct sql_stmt stmts[] = {
+	[LOCALITIES] = { "network_localities",
+		"SELECT json_build_object('localities', coalesce(json_agg(json_build_object("
+		"  'locality_id', l.locality_id, 'name', l.name,"
+		"  'station_count', (SELECT count(*) FROM stations s WHERE s.locality_id = l.locality_id))"
+		"  ORDER BY l.locality_id), '[]'))::text FROM localities l" },
+	[LOCALITY_RESOLVE] = { "network_locality_resolve",
+		"SELECT locality_id FROM localities WHERE lower(name) = lower($1) OR locality_id::text = $1" },
+	/* Keyset paging: one row more than asked tells whether a next page exists. */
+	[STATIONS] = { "network_stations",
+		"WITH page AS ("
+		"  SELECT station_id, doc FROM station_doc"
+		"  WHERE ($1::smallint IS NULL OR locality_id = $1) AND ($2::text IS NULL OR station_type = $2)"
+		"    AND station_id > $3 ORDER BY station_id LIMIT $4::int + 1),"
+		" shown AS (SELECT * FROM page ORDER BY station_id LIMIT $4)"
+		"SELECT json_build_object("
+		"  'stations', coalesce((SELECT json_agg(doc ORDER BY station_id) FROM shown), '[]'),"
+		"  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4"
+		"    THEN (SELECT max(station_id) FROM shown)::text END)::text" },
+	[STATION] = { "network_station",
+		"SELECT (d.doc::jsonb || jsonb_build_object('routes', coalesce((SELECT jsonb_agg(jsonb_build_object("
+		"  'route_id', r.route_id, 'route_code', r.route_code, 'name', r.name, 'route_type', r.route_type)"
+		"  ORDER BY r.route_code) FROM route_stops rs JOIN routes r USING (route_id)"
+		"  WHERE rs.station_id = d.station_id AND r.is_active), '[]')))::text"
+		" FROM station_doc d WHERE d.station_id = $1" },
+	[ARRIVALS] = { "network_arrivals",
+		"SELECT json_build_object('station_id', s.station_id, 'arrivals', coalesce((SELECT json_agg("
+		"  json_build_object('route_id', a.route_id, 'route_code', r.route_code, 'vehicle_id', a.vehicle_id,"
+		"    'vehicle_code', v.vehicle_code, 'estimated_arrival_time', rfc3339(a.estimated_arrival_time),"
+		"    'status', a.status) ORDER BY a.estimated_arrival_time, r.route_code)"
+		"  FROM arrivals a JOIN routes r USING (route_id) LEFT JOIN vehicles v USING (vehicle_id)"
+		"  WHERE a.station_id = s.station_id"
+		"    AND a.estimated_arrival_time BETWEEN now() AND now() + interval '60 minutes'), '[]'))::text"
+		" FROM stations s WHERE s.station_id = $1" },
+	/* Alerts on the station itself or on any route that serves it. */
+	[ALERTS] = { "network_alerts",
+		"SELECT json_build_object('station_id', s.station_id, 'alerts', coalesce((SELECT json_agg("
+		"  json_build_object('alert_id', al.alert_id, 'severity', al.severity, 'alert_type', al.alert_type,"
+		"    'message', al.message, 'station_id', al.station_id, 'route_id', al.route_id,"
+		"    'start_timestamp', rfc3339(al.start_timestamp), 'end_timestamp', rfc3339(al.end_timestamp))"
+		"    ORDER BY al.start_timestamp DESC, al.alert_id DESC)"
+		"  FROM alerts al WHERE (al.station_id = s.station_id"
+		"      OR al.route_id IN (SELECT route_id FROM route_stops WHERE station_id = s.station_id))"
+		"    AND (NOT $2::bool OR (al.start_timestamp <= now()"
+		"         AND (al.end_timestamp IS NULL OR al.end_timestamp > now())))), '[]'))::text"
+		" FROM stations s WHERE s.station_id = $1" },
+	[ROUTES] = { "network_routes",
+		"SELECT json_build_object('routes', coalesce(json_agg(json_build_object("
+		"  'route_id', r.route_id, 'route_code', r.route_code, 'name', r.name, 'route_type', r.route_type,"
+		"  'color', r.color, 'is_active', r.is_active,"
+		"  'stop_count', (SELECT count(*) FROM route_stops rs WHERE rs.route_id = r.route_id))"
+		"  ORDER BY r.route_id), '[]'))::text FROM routes r" },
+	[ROUTE] = { "network_route",
+		"SELECT json_build_object('route_id', r.route_id, 'route_code', r.route_code, 'name', r.name,"
+		"  'route_type', r.route_type, 'color', r.color, 'is_active', r.is_active,"
+		"  'stop_count', (SELECT count(*) FROM route_stops rs WHERE rs.route_id = r.route_id),"
+		"  'stops', coalesce((SELECT json_agg(json_build_object('stop_sequence', rs.stop_sequence,"
+		"    'station_id', s.station_id, 'station_code', s.station_code, 'name', s.name,"
+		"    'station_type', s.station_type) ORDER BY rs.stop_sequence)"
+		"    FROM route_stops rs JOIN stations s USING (station_id) WHERE rs.route_id = r.route_id), '[]'))::text"
+		" FROM routes r WHERE r.route_id = $1" },
+};
+
+void network_register(void)
+{
+	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
+}
+
+/* Runs a statement whose one row and column is the JSON document. */
+static int document(struct pg *db, struct arena *a, int stmt, int n, const char *const *vals, struct buf *out,
+		    struct api_error *err, const char *what)
+{
+	PGresult *r = pg_exec(db, a, &stmts[stmt], n, vals, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1)
+		return api_fail(err, "not-found", "%s %s does not exist", what, n ? vals[0] : "");
+	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	return 0;
+}
+
+static const char *num(struct arena *a, int64_t v)
+{
+	return arena_printf(a, "%lld", (long long)v);
+}
+
+int network_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	return document(db, a, LOCALITIES, 0, NULL, out, err, "localities");
+}
+
+int network_stations(struct pg *db, struct arena *a, const struct station_filter *f, struct buf *out,
+		     struct api_error *err)
+{
+	const char *locality_id = NULL;
+	if (f->locality) {
+		const char *v[] = { f->locality };
+		PGresult *r = pg_exec(db, a, &stmts[LOCALITY_RESOLVE], 1, v, err);
+		if (!r)
+			return -1;
+		if (PQntuples(r) != 1)
+			return api_fail_field(err, "locality", "is not a locality of Bogotá (see /api/v1/localities)");
+		locality_id = PQgetvalue(r, 0, 0);
+	}
+	const char *v[] = { locality_id, f->type, num(a, f->after_id), num(a, f->limit) };
+	return document(db, a, STATIONS, 4, v, out, err, "stations");
+}
+
+int network_station(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err)
+{
+	const char *v[] = { num(a, id) };
+	return document(db, a, STATION, 1, v, out, err, "station");
+}
+
+int network_arrivals(struct pg *db, struct arena *a, int64_t station_id, struct buf *out, struct api_error *err)
+{
+	const char *v[] = { num(a, station_id) };
+	return document(db, a, ARRIVALS, 1, v, out, err, "station");
+}
+
+int network_alerts(struct pg *db, struct arena *a, int64_t station_id, int active_only, struct buf *out,
+		   struct api_error *err)
+{
+	const char *v[] = { num(a, station_id), active_only ? "true" : "false" };
+	return document(db, a, ALERTS, 2, v, out, err, "station");
+}
+
+int network_routes(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	return document(db, a, ROUTES, 0, NULL, out, err, "routes");
+}
+
+int network_route(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err)
+{
+	const char *v[] = { num(a, id) };
+	return document(db, a, ROUTE, 1, v, out, err, "route");
+}

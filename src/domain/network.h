@@ -1,0 +1,33 @@
+#ifndef TRANSITD_DOMAIN_NETWORK_H
+#define TRANSITD_DOMAIN_NETWORK_H
+/*
+ * Reads of the network: localities, stations, routes, arrivals, alerts.
+ * Each function writes the API's JSON document into out (PostgreSQL builds
+ * it) and returns 0, or -1 with err (404 for an unknown id, 503 when the
+ * database is down). All block on the given connection.
+ */
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../store/pg.h"
+
+struct station_filter {
+	const char *locality; /* name (any case) or number 1-20, or NULL */
+	const char *type;     /* station_type, or NULL */
+	int64_t after_id;     /* cursor: stations with a greater id */
+	int64_t limit;
+};
+
+void network_register(void);
+
+int network_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+int network_stations(struct pg *db, struct arena *a, const struct station_filter *f, struct buf *out,
+		     struct api_error *err);
+int network_station(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err);
+int network_arrivals(struct pg *db, struct arena *a, int64_t station_id, struct buf *out, struct api_error *err);
+int network_alerts(struct pg *db, struct arena *a, int64_t station_id, int active_only, struct buf *out,
+		   struct api_error *err);
+int network_routes(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+int network_route(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err);
+
+#endif

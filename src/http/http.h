@@ -1,0 +1,109 @@
+#ifndef TRANSITD_HTTP_H
+#define TRANSITD_HTTP_H
+/*
+ * The request as handlers see it, the response they fill, and the route
+ * table entry that binds them.
+ *
+ * Life of a request: the I/O thread (libmicrohttpd) reads it, matches a
+ * route, checks method, body size, content type and JSON once, then either
+ * answers at once (ROUTE_INLINE, near-cache hit) or suspends the connection
+ * and queues the request for a worker. The worker runs the handler with its
+ * own database and Redis connections, and resumes the connection; the I/O
+ * thread sends the response. Everything the request allocates lives in its
+ * arena and goes when the response has been sent.
+ */
+#include <jansson.h>
+#include <stdint.h>
+
+#include "../core/arena.h"
+#include "../core/buf.h"
+#include "../core/problem.h"
+
+struct MHD_Connection;
+struct worker;
+struct request;
+struct cache_family;
+
+enum http_method {
+	HTTP_GET = 1,
+	HTTP_POST = 2,
+	HTTP_PUT = 4,
+	HTTP_PATCH = 8,
+	HTTP_DELETE = 16,
+	HTTP_OPTIONS = 32,
+	HTTP_HEAD = 64,
+};
+
+/* Runs on a worker thread (w != NULL) or, for ROUTE_INLINE, on the I/O
+ * thread (w == NULL). Always leaves a response in req->res. */
+typedef void (*route_handler)(struct request *req, struct worker *w);
+
+enum route_flags {
+	ROUTE_INLINE = 1,    /* no I/O: answered on the I/O thread */
+	ROUTE_JSON_BODY = 2, /* requires a JSON object body, parsed into req->json */
+};
+
+struct route {
+	enum http_method method;
+	const char *pattern; /* "/api/v1/stations/{station_id}"; {x} segments are ids ≥ 1 */
+	route_handler handler;
+	unsigned flags;
+	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
+	const char *summary;              /* one line, for `transitd routes` */
+};
+
+#define REQUEST_MAX_IDS 3
+
+struct query_param {
+	const char *name;
+	const char *value;
+};
+
+struct response {
+	int status; /* 0 until a handler answers */
+	struct buf body;
+	const char *content_type;
+	const char *x_cache; /* "HIT", "MISS", "BYPASS" or NULL */
+	const char *headers[8][2];
+	int nheaders;
+};
+
+struct request {
+	struct arena arena;
+	struct MHD_Connection *conn;
+	const struct route *route;
+	enum http_method method;
+	const char *method_name;
+	const char *path;
+	int64_t ids[REQUEST_MAX_IDS]; /* path parameters, in pattern order */
+	int nids;
+	struct query_param *query;
+	int nquery;
+	const char *request_id;
+	const char *trace_id;
+	const char *content_type;
+	const char *authorization;
+	const char *idempotency_key;
+	const char *prefer;
+	const char *origin;
+	struct buf body;
+	int body_too_large;
+	json_t *json;         /* parsed body for ROUTE_JSON_BODY routes */
+	const char *cache_key; /* full Redis key when route->cache is set */
+	uint64_t start_ns;
+	int state;
+	struct response res;
+};
+
+/* The value of query parameter name, or NULL. */
+const char *request_query(const struct request *req, const char *name);
+
+/* Sets status and returns the body to write JSON into (content type JSON). */
+struct buf *reply(struct request *req, int status);
+void reply_json(struct request *req, int status, const char *json, size_t len);
+void reply_problem(struct request *req, const struct api_error *e);
+void reply_header(struct request *req, const char *name, const char *value);
+
+uint64_t now_ns(void);
+
+#endif

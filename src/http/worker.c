@@ -1,0 +1,168 @@
+#include "worker.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/xalloc.h"
+#include "../core/banned.h"
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t nonempty;
+	struct request **ring;
+	int cap, head, len, reserved;
+	int stopping;
+	int busy;
+	int nthreads;
+	pthread_t *threads;
+	struct worker *workers;
+	void (*done)(struct request *);
+} q = { .lock = PTHREAD_MUTEX_INITIALIZER, .nonempty = PTHREAD_COND_INITIALIZER };
+
+struct pg *worker_read_db(struct worker *w)
+{
+	if (w->has_replica) {
+		struct api_error ignored;
+		if (pg_connect(&w->replica, &ignored) == 0)
+			return &w->replica;
+	}
+	return &w->primary;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	for (;;) {
+		pthread_mutex_lock(&q.lock);
+		while (!q.len && !q.stopping)
+			pthread_cond_wait(&q.nonempty, &q.lock);
+		if (!q.len) {
+			pthread_mutex_unlock(&q.lock);
+			break;
+		}
+		struct request *req = q.ring[q.head];
+		q.head = (q.head + 1) % q.cap;
+		q.len--;
+		q.reserved--;
+		__atomic_add_fetch(&q.busy, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&q.lock);
+
+		req->route->handler(req, w);
+		if (!req->res.status) {
+			struct api_error e;
+			api_fail(&e, "internal", "the handler gave no answer");
+			reply_problem(req, &e);
+		}
+		__atomic_sub_fetch(&q.busy, 1, __ATOMIC_RELAXED);
+		q.done(req);
+	}
+	pg_close(&w->primary);
+	pg_close(&w->replica);
+	redis_close(&w->redis);
+	return NULL;
+}
+
+/* The n-th URL of a comma-separated list, into out; 0 or -1 when empty. */
+static int nth_url(const char *list, int n, char *out, size_t len)
+{
+	int count = 0;
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, ",");
+		if (l)
+			count++;
+		p += l + (p[l] == ',');
+	}
+	if (!count)
+		return -1;
+	n %= count;
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, ",");
+		if (l && n-- == 0) {
+			snprintf(out, len, "%.*s", (int)l, p);
+			return 0;
+		}
+		p += l + (p[l] == ',');
+	}
+	return -1;
+}
+
+int workers_start(const struct config *cfg, void (*done)(struct request *))
+{
+	q.cap = cfg->job_queue_size;
+	q.ring = xcalloc((size_t)q.cap, sizeof(*q.ring));
+	q.done = done;
+	q.nthreads = cfg->workers;
+	q.threads = xcalloc((size_t)q.nthreads, sizeof(*q.threads));
+	q.workers = xcalloc((size_t)q.nthreads, sizeof(*q.workers));
+	for (int i = 0; i < q.nthreads; i++) {
+		struct worker *w = &q.workers[i];
+		char url[1024];
+		w->id = i;
+		pg_init(&w->primary, cfg->database_url, cfg, 1);
+		w->has_replica = nth_url(cfg->replica_urls, i, url, sizeof(url)) == 0;
+		pg_init(&w->replica, w->has_replica ? xstrdup(url) : NULL, cfg, 1);
+		redis_init(&w->redis, cfg);
+		if (pthread_create(&q.threads[i], NULL, worker_main, w)) {
+			log_msg(LOG_ERROR, "cannot start worker %d", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int workers_reserve(void)
+{
+	pthread_mutex_lock(&q.lock);
+	int ok = !q.stopping && q.len + q.reserved < q.cap;
+	if (ok)
+		q.reserved++;
+	pthread_mutex_unlock(&q.lock);
+	return ok ? 0 : -1;
+}
+
+void workers_submit(struct request *req)
+{
+	pthread_mutex_lock(&q.lock);
+	q.ring[(q.head + q.len) % q.cap] = req;
+	q.len++;
+	pthread_cond_signal(&q.nonempty);
+	pthread_mutex_unlock(&q.lock);
+}
+
+void workers_stop(void)
+{
+	pthread_mutex_lock(&q.lock);
+	q.stopping = 1;
+	pthread_cond_broadcast(&q.nonempty);
+	pthread_mutex_unlock(&q.lock);
+	for (int i = 0; i < q.nthreads; i++)
+		pthread_join(q.threads[i], NULL);
+	for (int i = 0; i < q.nthreads; i++)
+		if (q.workers[i].has_replica)
+			free((char *)q.workers[i].replica.url);
+	free(q.threads);
+	free(q.workers);
+	free(q.ring);
+	q.threads = NULL;
+	q.workers = NULL;
+	q.ring = NULL;
+	q.nthreads = 0;
+}
+
+int workers_queue_depth(void)
+{
+	return __atomic_load_n(&q.len, __ATOMIC_RELAXED);
+}
+
+int workers_busy(void)
+{
+	return __atomic_load_n(&q.busy, __ATOMIC_RELAXED);
+}
+
+int workers_count(void)
+{
+	return q.nthreads;
+}

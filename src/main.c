@@ -1,0 +1,194 @@
+/*
+ * transitd: start-up, sub-commands, signals and graceful shutdown.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/xalloc.h"
+#include "domain/network.h"
+#include "http/cached.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "store/cache.h"
+#include "store/migrate.h"
+#include "store/nearcache.h"
+#include "version.h"
+#include "core/banned.h"
+
+#define EXIT_CONFIG 2
+
+static const char usage[] =
+	"usage: transitd <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  serve            serve the HTTP API (default)\n"
+	"  migrate          apply pending database migrations\n"
+	"  seed --demo      load the demo network (idempotent)\n"
+	"  routes           print the route table\n"
+	"  --version        print the version\n"
+	"  --help           print this help\n"
+	"\n"
+	"Configuration comes from the environment; see README.md. The main variables:\n"
+	"  DATABASE_URL  REDIS_URL  PORT (8000)  BIND (127.0.0.1)  WORKERS  IO_THREADS\n"
+	"  LOG_LEVEL  MAX_BODY_BYTES  CORS_ORIGINS  CACHE_PREFIX  JWT_SECRET  AMQP_URL\n";
+
+static void register_statements(const struct config *cfg)
+{
+	api_init(cfg);
+	network_register();
+}
+
+static int need_database(const struct config *cfg)
+{
+	if (!*cfg->database_url) {
+		fprintf(stderr, "transitd: DATABASE_URL is not set\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_migrate(const struct config *cfg)
+{
+	struct pg pg;
+	if (need_database(cfg))
+		return EXIT_CONFIG;
+	pg_init(&pg, cfg->database_url, cfg, 0);
+	int rc = migrate_up(&pg);
+	pg_close(&pg);
+	return rc ? 1 : 0;
+}
+
+static int cmd_seed(const struct config *cfg, int argc, char **argv)
+{
+	if (argc < 3 || strcmp(argv[2], "--demo")) {
+		fprintf(stderr, "usage: transitd seed --demo\n");
+		return EXIT_CONFIG;
+	}
+	if (need_database(cfg))
+		return EXIT_CONFIG;
+	struct pg pg;
+	pg_init(&pg, cfg->database_url, cfg, 0);
+	int rc = migrate_seed(&pg, "demo_network.sql");
+	pg_close(&pg);
+	if (!rc)
+		printf("demo network loaded\n");
+	return rc ? 1 : 0;
+}
+
+static int cmd_routes(void)
+{
+	for (size_t i = 0; i < api_routes_count; i++)
+		printf("%s %s\n", router_method_name(api_routes[i].method), api_routes[i].pattern);
+	return 0;
+}
+
+static int cmd_serve(const struct config *cfg)
+{
+	if (need_database(cfg))
+		return EXIT_CONFIG;
+
+	struct pg pg;
+	int version;
+	pg_init(&pg, cfg->database_url, cfg, 0);
+	int rc = migrate_check(&pg, &version);
+	pg_close(&pg);
+	if (rc < 0) {
+		fprintf(stderr, "transitd: cannot reach the database at DATABASE_URL\n");
+		return 1;
+	}
+	if (rc == 2) {
+		fprintf(stderr, "transitd: the database schema (version %d) is newer than this binary knows (%d); "
+				"refusing to start\n", version, migrate_known_version());
+		return 1;
+	}
+	if (rc == 1)
+		log_msg(LOG_WARN, "database migrations are pending: run `transitd migrate`; /readyz answers 503");
+
+	/* Signals go to this thread only: every thread started below inherits the mask. */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	static_load(cfg->web_dir);
+	nearcache_init(16384);
+	cached_set_near_ttl((unsigned)cfg->near_cache_ttl_ms);
+	cache_configure(cfg);
+	cache_subscriber_start(cfg);
+	const char **labels = xcalloc(api_routes_count, sizeof(*labels));
+	for (size_t i = 0; i < api_routes_count; i++) {
+		const char *m = router_method_name(api_routes[i].method);
+		char *l = xmalloc(strlen(m) + strlen(api_routes[i].pattern) + 2);
+		snprintf(l, strlen(m) + strlen(api_routes[i].pattern) + 2, "%s %s", m, api_routes[i].pattern);
+		labels[i] = l;
+	}
+	metrics_init(labels, api_routes_count);
+
+	if (server_start(cfg, api_routes, api_routes_count)) {
+		cache_subscriber_stop();
+		return 1;
+	}
+	log_msg(LOG_INFO, "transitd %s listening on http://%s:%d (%d I/O threads, %d workers)", TRANSITD_VERSION,
+		cfg->bind, cfg->port, cfg->io_threads, cfg->workers);
+
+	int sig;
+	sigwait(&stop, &sig);
+	log_msg(LOG_INFO, "signal %d: draining %d in-flight requests", sig, server_inflight());
+	server_stop(cfg->shutdown_timeout_s);
+	cache_subscriber_stop();
+	nearcache_free();
+	static_free();
+	for (size_t i = 0; i < api_routes_count; i++)
+		free((char *)labels[i]);
+	free(labels);
+	log_msg(LOG_INFO, "stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "serve";
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("transitd %s\n", TRANSITD_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "routes"))
+		return cmd_routes();
+
+	struct config cfg;
+	char err[256];
+	if (config_load(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "transitd: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	log_set_level(cfg.log_level);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "transitd: libsodium failed to initialise\n");
+		return 1;
+	}
+	register_statements(&cfg);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(&cfg);
+	if (!strcmp(cmd, "migrate"))
+		return cmd_migrate(&cfg);
+	if (!strcmp(cmd, "seed"))
+		return cmd_seed(&cfg, argc, argv);
+	fprintf(stderr, "transitd: unknown command '%s'\n%s", cmd, usage);
+	return EXIT_CONFIG;
+}

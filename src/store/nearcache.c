@@ -1,0 +1,201 @@
+#include "nearcache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/xalloc.h"
+#include "../core/banned.h"
+
+#define SHARDS 64
+#define BUCKETS 256 /* per shard */
+
+struct entry {
+	struct entry *next;            /* bucket chain */
+	struct entry *older, *newer;   /* insertion order, for eviction */
+	uint64_t hash;
+	uint64_t expires_ms;
+	size_t len;
+	char *val;
+	char key[];
+};
+
+struct shard {
+	pthread_mutex_t lock;
+	struct entry *buckets[BUCKETS];
+	struct entry *oldest, *newest;
+	size_t count;
+};
+
+static struct shard shards[SHARDS];
+static size_t max_per_shard;
+static int ready;
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t hash_key(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+void nearcache_init(size_t max_entries)
+{
+	max_per_shard = max_entries / SHARDS ? max_entries / SHARDS : 1;
+	for (int i = 0; i < SHARDS; i++) {
+		memset(&shards[i], 0, sizeof(shards[i]));
+		pthread_mutex_init(&shards[i].lock, NULL);
+	}
+	ready = 1;
+}
+
+/* Unlinks e from its shard (lock held) and frees it. */
+static void remove_entry(struct shard *s, struct entry *e)
+{
+	struct entry **pp = &s->buckets[(e->hash >> 8) % BUCKETS];
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		s->oldest = e->newer;
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		s->newest = e->older;
+	s->count--;
+	free(e->val);
+	free(e);
+}
+
+static struct entry *find(struct shard *s, const char *key, uint64_t h)
+{
+	for (struct entry *e = s->buckets[(h >> 8) % BUCKETS]; e; e = e->next)
+		if (e->hash == h && !strcmp(e->key, key))
+			return e;
+	return NULL;
+}
+
+int nearcache_get(const char *key, struct arena *a, const char **val, size_t *len)
+{
+	if (!ready)
+		return -1;
+	uint64_t h = hash_key(key);
+	struct shard *s = &shards[h % SHARDS];
+	int rc = -1;
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = find(s, key, h);
+	if (e) {
+		if (e->expires_ms > mono_ms()) {
+			*val = arena_strndup(a, e->val, e->len);
+			*len = e->len;
+			rc = 0;
+		} else {
+			remove_entry(s, e);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms)
+{
+	if (!ready || !ttl_ms)
+		return;
+	uint64_t h = hash_key(key);
+	struct shard *s = &shards[h % SHARDS];
+	size_t klen = strlen(key);
+	struct entry *fresh = xmalloc(sizeof(*fresh) + klen + 1);
+	memcpy(fresh->key, key, klen + 1);
+	fresh->hash = h;
+	fresh->val = xstrndup(val, len);
+	fresh->len = len;
+	fresh->expires_ms = mono_ms() + ttl_ms;
+	pthread_mutex_lock(&s->lock);
+	struct entry *old = find(s, key, h);
+	if (old)
+		remove_entry(s, old);
+	while (s->count >= max_per_shard && s->oldest)
+		remove_entry(s, s->oldest);
+	struct entry **bucket = &s->buckets[(h >> 8) % BUCKETS];
+	fresh->next = *bucket;
+	*bucket = fresh;
+	fresh->newer = NULL;
+	fresh->older = s->newest;
+	if (s->newest)
+		s->newest->newer = fresh;
+	else
+		s->oldest = fresh;
+	s->newest = fresh;
+	s->count++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void nearcache_drop(const char *key)
+{
+	if (!ready)
+		return;
+	uint64_t h = hash_key(key);
+	struct shard *s = &shards[h % SHARDS];
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = find(s, key, h);
+	if (e)
+		remove_entry(s, e);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void nearcache_drop_prefix(const char *prefix)
+{
+	if (!ready)
+		return;
+	size_t n = strlen(prefix);
+	for (int i = 0; i < SHARDS; i++) {
+		struct shard *s = &shards[i];
+		pthread_mutex_lock(&s->lock);
+		struct entry *e = s->oldest;
+		while (e) {
+			struct entry *next = e->newer;
+			if (!strncmp(e->key, prefix, n))
+				remove_entry(s, e);
+			e = next;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+void nearcache_clear(void)
+{
+	nearcache_drop_prefix("");
+}
+
+void nearcache_free(void)
+{
+	if (!ready)
+		return;
+	nearcache_clear();
+	ready = 0;
+	for (int i = 0; i < SHARDS; i++)
+		pthread_mutex_destroy(&shards[i].lock);
+}
+
+size_t nearcache_count(void)
+{
+	size_t n = 0;
+	if (!ready)
+		return 0;
+	for (int i = 0; i < SHARDS; i++) {
+		pthread_mutex_lock(&shards[i].lock);
+		n += shards[i].count;
+		pthread_mutex_unlock(&shards[i].lock);
+	}
+	return n;
+}

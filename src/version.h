@@ -1,0 +1,4 @@
+#ifndef TRANSITD_VERSION_H
+#define TRANSITD_VERSION_H
+#define TRANSITD_VERSION "0.1.0"
+#endif
