@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `make run`: everything a new user needs, then serve on $PORT (8000).
+# Without DATABASE_URL / REDIS_URL it starts a private PostgreSQL and Redis
+# under .run/ (kept between runs) and stops them again on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+bash scripts/bootstrap.sh
+make -s all
+source scripts/services.sh
+mkdir -p .run
+
+started_pg="" started_redis="" server=""
+cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  [ -n "$started_redis" ] && redis_stop "$root/.run/redis"
+  [ -n "$started_pg" ] && pg_stop "$root/.run/pg"
+  echo "transitd: stopped"
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  pg_start "$root/.run/pg" "${RUN_PG_PORT:-54320}"
+  started_pg=1
+  export DATABASE_URL="postgresql://transitd@127.0.0.1:${RUN_PG_PORT:-54320}/transitd"
+fi
+if [ -z "${REDIS_URL:-}" ]; then
+  redis_start "$root/.run/redis" "${RUN_REDIS_PORT:-63790}"
+  started_redis=1
+  export REDIS_URL="redis://127.0.0.1:${RUN_REDIS_PORT:-63790}"
+fi
+if [ -z "${JWT_SECRET:-}" ]; then
+  # One secret per checkout, kept so that tokens survive a restart.
+  if [ -f .run/jwt_secret ]; then
+    JWT_SECRET=$(cat .run/jwt_secret)
+  else
+    JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
+    (umask 077 && echo "$JWT_SECRET" >.run/jwt_secret)
+  fi
+  export JWT_SECRET
+fi
+export PORT="${PORT:-8000}"
+(umask 077 && cat >.run/env <<ENV
+DATABASE_URL='$DATABASE_URL'
+REDIS_URL='$REDIS_URL'
+JWT_SECRET='$JWT_SECRET'
+PORT='$PORT'
+ENV
+)
+
+build/transitd migrate
+build/transitd seed --demo
+
+cat <<MSG
+
+  transitd is starting on http://127.0.0.1:$PORT
+    dashboard   http://127.0.0.1:$PORT/
+    API docs    http://127.0.0.1:$PORT/docs
+    health      http://127.0.0.1:$PORT/health
+    metrics     http://127.0.0.1:$PORT/metrics
+  services: .run/env (source it to reach the same database and Redis)
+  Ctrl-C stops everything this command started.
+
+MSG
+build/transitd serve &
+server=$!
+wait "$server" || true
