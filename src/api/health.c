@@ -136,9 +136,9 @@ void metrics_get(struct request *req, struct worker *w)
 				first = 0;
 		if (!f || !first)
 			continue;
-		buf_addf(b, "transitd_cache_requests_total{family=\"%s\",result=\"hit\"} %lu\n", f->name, f->hits);
-		buf_addf(b, "transitd_cache_requests_total{family=\"%s\",result=\"miss\"} %lu\n", f->name, f->misses);
-		buf_addf(b, "transitd_cache_requests_total{family=\"%s\",result=\"bypass\"} %lu\n", f->name,
+		buf_addf(b, "transitd_cache_requests_total{family=\"%s\",result=\"hit\"} %lu\n", f->label, f->hits);
+		buf_addf(b, "transitd_cache_requests_total{family=\"%s\",result=\"miss\"} %lu\n", f->label, f->misses);
+		buf_addf(b, "transitd_cache_requests_total{family=\"%s\",result=\"bypass\"} %lu\n", f->label,
 			 f->bypasses);
 	}
 }

@@ -11,13 +11,15 @@
 static const char *const station_query[] = { "locality", "type", "limit", "cursor", NULL };
 static const char *const alerts_query[] = { "active_only", NULL };
 
-struct cache_family family_localities = { .name = "localities", .ttl_s = 3600, .near = 1 };
-struct cache_family family_stations = { .name = "stations", .ttl_s = 300, .query = station_query, .near = 1 };
-struct cache_family family_station = { .name = "station", .ttl_s = 300, .near = 1 };
-struct cache_family family_arrivals = { .name = "arrivals", .ttl_s = 15, .near = 1 };
-struct cache_family family_alerts = { .name = "alerts", .ttl_s = 60, .query = alerts_query, .near = 1 };
-struct cache_family family_routes = { .name = "routes", .ttl_s = 300, .near = 1 };
-struct cache_family family_route = { .name = "route", .ttl_s = 300, .near = 1 };
+struct cache_family family_localities = { .label = "localities", .key = "localities", .ttl_s = 3600, .near = 1 };
+struct cache_family family_stations = { .label = "stations", .key = "stations", .ttl_s = 300,
+					.query = station_query, .near = 1 };
+struct cache_family family_station = { .label = "station", .key = "station:{}", .ttl_s = 300, .near = 1 };
+struct cache_family family_arrivals = { .label = "arrivals", .key = "station:{}:arrivals", .ttl_s = 15, .near = 1 };
+struct cache_family family_alerts = { .label = "alerts", .key = "station:{}:alerts", .ttl_s = 60,
+				      .query = alerts_query, .near = 1 };
+struct cache_family family_routes = { .label = "routes", .key = "routes", .ttl_s = 300, .near = 1 };
+struct cache_family family_route = { .label = "route", .key = "route:{}", .ttl_s = 300, .near = 1 };
 
 /* Validates ?limit= (1-100, default 20); shared by every paged list. */
 static int page_limit(struct request *req, int64_t *limit, struct api_error *err)

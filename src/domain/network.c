@@ -35,11 +35,12 @@ static const struct sql_stmt stmts[] = {
 		"  'stations', coalesce((SELECT json_agg(doc ORDER BY station_id) FROM shown), '[]'),"
 		"  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4"
 		"    THEN (SELECT max(station_id) FROM shown)::text END)::text" },
+	/* The station document with its routes appended (json, not jsonb, keeps the field order). */
 	[STATION] = { "network_station",
-		"SELECT (d.doc::jsonb || jsonb_build_object('routes', coalesce((SELECT jsonb_agg(jsonb_build_object("
+		"SELECT left(d.doc::text, -1) || ', \"routes\" : ' || coalesce((SELECT json_agg(json_build_object("
 		"  'route_id', r.route_id, 'route_code', r.route_code, 'name', r.name, 'route_type', r.route_type)"
 		"  ORDER BY r.route_code) FROM route_stops rs JOIN routes r USING (route_id)"
-		"  WHERE rs.station_id = d.station_id AND r.is_active), '[]')))::text"
+		"  WHERE rs.station_id = d.station_id AND r.is_active), '[]')::text || '}'"
 		" FROM station_doc d WHERE d.station_id = $1" },
 	[ARRIVALS] = { "network_arrivals",
 		"SELECT json_build_object('station_id', s.station_id, 'arrivals', coalesce((SELECT json_agg("

@@ -19,20 +19,40 @@ unsigned near_ttl_ms(const struct cache_family *f)
 	return f->near ? (near_ms < family_ms ? near_ms : family_ms) : 0;
 }
 
+static redisReply *redis_get(struct request *req, struct worker *w)
+{
+	if (req->cache_field)
+		return redis_command(&w->redis, &req->arena, "HGET %s %s", req->cache_key, req->cache_field);
+	return redis_command(&w->redis, &req->arena, "GET %s", req->cache_key);
+}
+
+static void redis_fill(struct request *req, struct worker *w, const struct buf *val)
+{
+	const struct cache_family *f = req->route->cache;
+	if (!req->cache_field) {
+		redis_command(&w->redis, &req->arena, "SET %s %b EX %d", req->cache_key, val->ptr, val->len, f->ttl_s);
+		return;
+	}
+	/* Every variant expires with the hash, at most ttl after the first fill. */
+	if (redis_command(&w->redis, &req->arena, "HSET %s %s %b", req->cache_key, req->cache_field, val->ptr,
+			  val->len))
+		redis_command(&w->redis, &req->arena, "EXPIRE %s %d NX", req->cache_key, f->ttl_s);
+}
+
 void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 {
 	const struct cache_family *f = req->route->cache;
-	const char *key = req->cache_key;
 	int redis_up = 0;
 	struct api_error err;
 
-	if (key) {
-		redisReply *rep = redis_command(&w->redis, &req->arena, "GET %s", key);
+	if (req->cache_key) {
+		redisReply *rep = redis_get(req, w);
 		redis_up = rep != NULL;
 		if (rep && rep->type == REDIS_REPLY_STRING) {
 			reply_json(req, 200, rep->str, rep->len);
 			req->res.x_cache = "HIT";
-			nearcache_put(key, rep->str, rep->len, near_ttl_ms(f));
+			if (req->near_key)
+				nearcache_put(req->near_key, rep->str, rep->len, near_ttl_ms(f));
 			return;
 		}
 	}
@@ -42,11 +62,10 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 		return;
 	}
 	req->res.x_cache = redis_up ? "MISS" : "BYPASS";
-	if (!key)
-		return;
 	/* Without Redis no invalidation can reach this instance: keep nothing. */
-	if (!redis_up)
+	if (!req->cache_key || !redis_up)
 		return;
-	redis_command(&w->redis, &req->arena, "SET %s %b EX %d", key, out->ptr, out->len, f->ttl_s);
-	nearcache_put(key, out->ptr, out->len, near_ttl_ms(f));
+	redis_fill(req, w, out);
+	if (req->near_key)
+		nearcache_put(req->near_key, out->ptr, out->len, near_ttl_ms(f));
 }

@@ -89,7 +89,9 @@ struct request {
 	struct buf body;
 	int body_too_large;
 	json_t *json;         /* parsed body for ROUTE_JSON_BODY routes */
-	const char *cache_key; /* full Redis key when route->cache is set */
+	const char *cache_key;   /* Redis key when route->cache is set */
+	const char *cache_field; /* hash field of the variant, or NULL */
+	const char *near_key;    /* near-cache key, NULL when not cacheable */
 	uint64_t start_ns;
 	int state;
 	struct response res;

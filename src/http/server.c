@@ -164,7 +164,7 @@ static void preflight(struct request *req, unsigned allow)
 	}
 }
 
-/* Builds req->cache_key from the route's family, ids and query values. */
+/* Fills the cache keys of a request from its route's family, ids and query. */
 static void make_cache_key(struct request *req)
 {
 	const struct cache_family *f = req->route->cache;
@@ -172,7 +172,16 @@ static void make_cache_key(struct request *req)
 	int n = 0;
 	for (const char *const *q = f->query; q && *q && n < 8; q++)
 		values[n++] = request_query(req, *q);
-	req->cache_key = cache_key(&req->arena, f, req->ids, req->nids, values, n);
+	req->cache_key = cache_key(&req->arena, f, req->ids, req->nids);
+	if (!f->query) {
+		req->near_key = req->cache_key;
+		return;
+	}
+	req->cache_field = cache_field(&req->arena, values, n);
+	if (!req->cache_field)
+		req->cache_key = NULL; /* absurdly long query: not cached */
+	else
+		req->near_key = arena_printf(&req->arena, "%s#%s", req->cache_key, req->cache_field);
 }
 
 static void worker_done(struct request *req)
@@ -243,8 +252,8 @@ static void dispatch(struct request *req)
 		make_cache_key(req);
 		const char *val;
 		size_t len;
-		if (req->cache_key && req->route->cache->near && cfg->near_cache_ttl_ms > 0 &&
-		    nearcache_get(req->cache_key, &req->arena, &val, &len) == 0) {
+		if (req->near_key && req->route->cache->near && cfg->near_cache_ttl_ms > 0 &&
+		    nearcache_get(req->near_key, &req->arena, &val, &len) == 0) {
 			reply_json(req, 200, val, len);
 			req->res.x_cache = "HIT";
 			return;

@@ -25,33 +25,47 @@ const char *cache_prefix(void)
 	return cfg ? cfg->cache_prefix : "transitd:";
 }
 
-/* Key parts are escaped so that no value can forge a ':' separator. */
+/* Variant parts are escaped so that no value can forge a separator. */
 static void add_part(struct buf *b, const char *s)
 {
-	buf_addch(b, ':');
 	for (; s && *s; s++) {
-		if (*s == ':' || *s == '%' || *s == '*' || (unsigned char)*s < 0x21)
+		if (*s == ':' || *s == '%' || *s == '#' || (unsigned char)*s < 0x21)
 			buf_addf(b, "%%%02X", (unsigned char)*s);
 		else
 			buf_addch(b, *s);
 	}
 }
 
-const char *cache_key(struct arena *a, const struct cache_family *f, const int64_t *ids, int nids,
-		      const char *const *values, int nvalues)
+const char *cache_key(struct arena *a, const struct cache_family *f, const int64_t *ids, int nids)
 {
 	struct buf b = BUF_INIT;
 	buf_adds(&b, cache_prefix());
-	buf_adds(&b, f->name);
-	for (int i = 0; i < nids; i++) {
-		buf_addch(&b, ':');
-		buf_add_i64(&b, ids[i]);
+	int used = 0;
+	for (const char *p = f->key; *p; p++) {
+		if (p[0] == '{' && p[1] == '}') {
+			buf_add_i64(&b, used < nids ? ids[used] : 0);
+			used++;
+			p++;
+		} else {
+			buf_addch(&b, *p);
+		}
 	}
-	for (int i = 0; i < nvalues; i++)
-		add_part(&b, values[i]);
-	const char *key = b.len <= CACHE_KEY_MAX ? arena_strndup(a, b.ptr, b.len) : NULL;
+	const char *key = arena_strndup(a, b.ptr, b.len);
 	buf_release(&b);
 	return key;
+}
+
+const char *cache_field(struct arena *a, const char *const *values, int nvalues)
+{
+	struct buf b = BUF_INIT;
+	for (int i = 0; i < nvalues; i++) {
+		if (i)
+			buf_addch(&b, ':');
+		add_part(&b, values[i]);
+	}
+	const char *field = b.len <= CACHE_KEY_MAX ? arena_strndup(a, b.ptr, b.len) : NULL;
+	buf_release(&b);
+	return field;
 }
 
 void cache_count(struct cache_family *f, const char *x_cache)
@@ -62,39 +76,18 @@ void cache_count(struct cache_family *f, const char *x_cache)
 	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
 }
 
+/* Drops a Redis key and all its variants from the near-cache. */
 static void drop_local(const char *key)
 {
-	size_t n = strlen(key);
-	if (n && key[n - 1] == '*') {
-		char prefix[CACHE_KEY_MAX + 1];
-		snprintf(prefix, sizeof(prefix), "%.*s", (int)(n - 1), key);
-		nearcache_drop_prefix(prefix);
-	} else {
-		nearcache_drop(key);
-	}
+	nearcache_drop_variants(key);
 }
 
 void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		const char *k = keys[i];
-		size_t len = strlen(k);
+		const char *k = arena_printf(a, "%s%s", cache_prefix(), keys[i]);
 		drop_local(k);
-		if (len && k[len - 1] == '*') {
-			/* Prefix invalidations are rare (admin writes): SCAN is fine. */
-			const char *cursor = "0";
-			do {
-				redisReply *rep = redis_command(r, a, "SCAN %s MATCH %s COUNT 1000", cursor, k);
-				if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
-					break;
-				cursor = arena_strdup(a, rep->element[0]->str);
-				redisReply *list = rep->element[1];
-				for (size_t j = 0; j < list->elements; j++)
-					redis_command(r, a, "UNLINK %s", list->element[j]->str);
-			} while (strcmp(cursor, "0"));
-		} else {
-			redis_command(r, a, "UNLINK %s", k);
-		}
+		redis_command(r, a, "UNLINK %s", k);
 		redis_command(r, a, "PUBLISH %s %s", channel, k);
 	}
 }

@@ -3,9 +3,13 @@
 /*
  * Cache-aside families and cross-instance invalidation.
  *
- * A family names a kind of cached read (its Redis TTL, which query
- * parameters are part of the key, whether the near-cache may hold it).
- * Keys are CACHE_PREFIX + family + ":" + path ids + ":" + query values.
+ * A family names a kind of cached read: its Redis key pattern ("{}" stands
+ * for each path id in turn: "card:{}:balance"), its TTL, which query
+ * parameters select a variant, and whether the near-cache may hold it.
+ * A family without query parameters is a plain string key. A family with
+ * them is a Redis hash at that key, one field per variant, expiring as a
+ * whole (EXPIRE NX at first fill), so one UNLINK drops every variant.
+ * Near-cache keys are the Redis key, plus "#" + field for variants.
  *
  * Writers call cache_invalidate after their transaction commits: the keys
  * are deleted from Redis and published on the invalidation channel, which
@@ -19,7 +23,8 @@
 #include "redis.h"
 
 struct cache_family {
-	const char *name;
+	const char *label;        /* metrics label, e.g. "card_balance" */
+	const char *key;          /* Redis key pattern without prefix */
 	int ttl_s;
 	const char *const *query; /* NULL-terminated parameter names, or NULL */
 	int near;                 /* may the near-cache hold it */
@@ -29,13 +34,16 @@ struct cache_family {
 void cache_configure(const struct config *cfg);
 const char *cache_prefix(void);
 
-/* The key for a family and its parts (ids, then query values, NULL = ""),
- * allocated in a; NULL when it would exceed CACHE_KEY_MAX. */
+/* The Redis key of a family for the given ids, allocated in a. */
 #define CACHE_KEY_MAX 400
-const char *cache_key(struct arena *a, const struct cache_family *f, const int64_t *ids, int nids,
-		      const char *const *values, int nvalues);
+const char *cache_key(struct arena *a, const struct cache_family *f, const int64_t *ids, int nids);
+/* The hash field for the query values of a variant (NULL values = ""), or
+ * NULL when it would exceed CACHE_KEY_MAX. */
+const char *cache_field(struct arena *a, const char *const *values, int nvalues);
 
-/* Deletes keys (full keys; one ending in '*' is a prefix) everywhere. */
+/* Deletes keys (without prefix, as in the family pattern, ids filled in)
+ * from Redis and from the near-cache of every instance. Never fails: with
+ * Redis down the keys expire by their TTL. */
 void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n);
 
 void cache_count(struct cache_family *f, const char *x_cache);

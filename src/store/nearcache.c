@@ -47,6 +47,16 @@ static uint64_t hash_key(const char *s)
 	return h;
 }
 
+/* Variants "K#field" live in the shard of their base key K, so dropping a
+ * key with all its variants looks at one shard only. */
+static struct shard *shard_of(const char *key)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *key && *key != '#'; key++)
+		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+	return &shards[h % SHARDS];
+}
+
 void nearcache_init(size_t max_entries)
 {
 	max_per_shard = max_entries / SHARDS ? max_entries / SHARDS : 1;
@@ -90,7 +100,7 @@ int nearcache_get(const char *key, struct arena *a, const char **val, size_t *le
 	if (!ready)
 		return -1;
 	uint64_t h = hash_key(key);
-	struct shard *s = &shards[h % SHARDS];
+	struct shard *s = shard_of(key);
 	int rc = -1;
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = find(s, key, h);
@@ -112,7 +122,7 @@ void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms
 	if (!ready || !ttl_ms)
 		return;
 	uint64_t h = hash_key(key);
-	struct shard *s = &shards[h % SHARDS];
+	struct shard *s = shard_of(key);
 	size_t klen = strlen(key);
 	struct entry *fresh = xmalloc(sizeof(*fresh) + klen + 1);
 	memcpy(fresh->key, key, klen + 1);
@@ -145,11 +155,28 @@ void nearcache_drop(const char *key)
 	if (!ready)
 		return;
 	uint64_t h = hash_key(key);
-	struct shard *s = &shards[h % SHARDS];
+	struct shard *s = shard_of(key);
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = find(s, key, h);
 	if (e)
 		remove_entry(s, e);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void nearcache_drop_variants(const char *key)
+{
+	if (!ready)
+		return;
+	size_t n = strlen(key);
+	struct shard *s = shard_of(key);
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = s->oldest;
+	while (e) {
+		struct entry *next = e->newer;
+		if (!strncmp(e->key, key, n) && (e->key[n] == '\0' || e->key[n] == '#'))
+			remove_entry(s, e);
+		e = next;
+	}
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -18,7 +18,9 @@ void nearcache_free(void);
 int nearcache_get(const char *key, struct arena *a, const char **val, size_t *len);
 void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms);
 void nearcache_drop(const char *key);
-/* Drops every key starting with prefix. */
+/* Drops key and every variant "key#..." of it (one shard). */
+void nearcache_drop_variants(const char *key);
+/* Drops every key starting with prefix (all shards). */
 void nearcache_drop_prefix(const char *prefix);
 void nearcache_clear(void);
 size_t nearcache_count(void);
