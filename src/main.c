@@ -13,6 +13,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
+#include "api/idempotency.h"
+#include "domain/cards.h"
 #include "domain/network.h"
 #include "http/cached.h"
 #include "http/router.h"
@@ -44,6 +46,8 @@ static void register_statements(const struct config *cfg)
 {
 	api_init(cfg);
 	network_register();
+	cards_register();
+	idempotency_register();
 }
 
 static int need_database(const struct config *cfg)
@@ -76,10 +80,10 @@ static int cmd_seed(const struct config *cfg, int argc, char **argv)
 		return EXIT_CONFIG;
 	struct pg pg;
 	pg_init(&pg, cfg->database_url, cfg, 0);
-	int rc = migrate_seed(&pg, "demo_network.sql");
+	int rc = migrate_seed(&pg, "demo_");
 	pg_close(&pg);
 	if (!rc)
-		printf("demo network loaded\n");
+		printf("demo data loaded\n");
 	return rc ? 1 : 0;
 }
 

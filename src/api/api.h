@@ -43,4 +43,15 @@ void station_alerts(struct request *req, struct worker *w);
 void routes_list(struct request *req, struct worker *w);
 void route_get(struct request *req, struct worker *w);
 
+/* cards.c */
+extern struct cache_family family_card_balance, family_card_history;
+void cards_create(struct request *req, struct worker *w);
+void card_get_one(struct request *req, struct worker *w);
+void card_balance_get(struct request *req, struct worker *w);
+void card_history_get(struct request *req, struct worker *w);
+void card_transactions_get(struct request *req, struct worker *w);
+void cards_recharge(struct request *req, struct worker *w);
+void card_block(struct request *req, struct worker *w);
+void card_unblock(struct request *req, struct worker *w);
+
 #endif

@@ -6,6 +6,7 @@
 #include "../http/cached.h"
 #include "../store/cache.h"
 #include "api.h"
+#include "params.h"
 #include "../core/banned.h"
 
 static const char *const station_query[] = { "locality", "type", "limit", "cursor", NULL };
@@ -21,16 +22,6 @@ struct cache_family family_alerts = { .label = "alerts", .key = "station:{}:aler
 struct cache_family family_routes = { .label = "routes", .key = "routes", .ttl_s = 300, .near = 1 };
 struct cache_family family_route = { .label = "route", .key = "route:{}", .ttl_s = 300, .near = 1 };
 
-/* Validates ?limit= (1-100, default 20); shared by every paged list. */
-static int page_limit(struct request *req, int64_t *limit, struct api_error *err)
-{
-	const char *v = request_query(req, "limit");
-	*limit = 20;
-	if (v && parse_int64(v, 1, 100, limit))
-		return api_fail_field(err, "limit", "must be an integer from 1 to 100");
-	return 0;
-}
-
 static int fill_localities(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
 {
 	return network_localities(worker_read_db(w), &req->arena, out, err);
@@ -39,13 +30,10 @@ static int fill_localities(struct request *req, struct worker *w, struct buf *ou
 static int fill_stations(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
 {
 	struct station_filter f = { 0 };
-	const char *cursor = request_query(req, "cursor");
 	f.locality = request_query(req, "locality");
 	f.type = request_query(req, "type");
-	if (page_limit(req, &f.limit, err))
+	if (query_page(req, &f.limit, &f.after_id, err))
 		return -1;
-	if (cursor && parse_int64(cursor, 0, INT64_MAX, &f.after_id))
-		return api_fail_field(err, "cursor", "is not a cursor this API returned");
 	if (f.locality && !*f.locality)
 		f.locality = NULL;
 	if (f.type && !*f.type)

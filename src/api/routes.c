@@ -38,6 +38,16 @@ const struct route api_routes[] = {
 	{ HTTP_GET, V1 "/stations/{station_id}/alerts", station_alerts, 0, &family_alerts, "service alerts" },
 	{ HTTP_GET, V1 "/routes", routes_list, 0, &family_routes, "routes" },
 	{ HTTP_GET, V1 "/routes/{route_id}", route_get, 0, &family_route, "one route and its ordered stops" },
+
+	/* cards */
+	{ HTTP_POST, V1 "/cards", cards_create, ROUTE_JSON_BODY, NULL, "issue a card" },
+	{ HTTP_POST, V1 "/cards/recharge", cards_recharge, ROUTE_JSON_BODY, NULL, "recharge a card" },
+	{ HTTP_GET, V1 "/cards/{card_id}", card_get_one, 0, NULL, "one card" },
+	{ HTTP_GET, V1 "/cards/{card_id}/balance", card_balance_get, 0, &family_card_balance, "balance" },
+	{ HTTP_GET, V1 "/cards/{card_id}/history", card_history_get, 0, &family_card_history, "recharges, newest first" },
+	{ HTTP_GET, V1 "/cards/{card_id}/transactions", card_transactions_get, 0, NULL, "ledger, newest first" },
+	{ HTTP_POST, V1 "/cards/{card_id}/block", card_block, 0, NULL, "block a card" },
+	{ HTTP_POST, V1 "/cards/{card_id}/unblock", card_unblock, 0, NULL, "unblock a card" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

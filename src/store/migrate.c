@@ -110,23 +110,30 @@ int migrate_check(struct pg *pg, int *db_version)
 	return *db_version > known ? 2 : *db_version < known ? 1 : 0;
 }
 
-int migrate_seed(struct pg *pg, const char *name)
+int migrate_seed(struct pg *pg, const char *prefix)
 {
 	struct api_error err;
 	if (pg_connect(pg, &err)) {
 		fprintf(stderr, "transitd: cannot connect to the database: %s\n", err.detail);
 		return -1;
 	}
+	if (exec_checked(pg->conn, "BEGIN"))
+		return -1;
+	int count = 0;
 	for (const struct embedded_file *f = embedded_seeds; f->name; f++) {
-		if (strcmp(f->name, name))
+		if (strncmp(f->name, prefix, strlen(prefix)))
 			continue;
-		if (exec_checked(pg->conn, "BEGIN") || exec_checked(pg->conn, f->start)) {
+		if (exec_checked(pg->conn, f->start)) {
 			exec_checked(pg->conn, "ROLLBACK");
-			fprintf(stderr, "transitd: seed %s failed\n", name);
+			fprintf(stderr, "transitd: seed %s failed\n", f->name);
 			return -1;
 		}
-		return exec_checked(pg->conn, "COMMIT");
+		count++;
 	}
-	fprintf(stderr, "transitd: no seed named %s\n", name);
-	return -1;
+	if (!count) {
+		exec_checked(pg->conn, "ROLLBACK");
+		fprintf(stderr, "transitd: no seed files start with %s\n", prefix);
+		return -1;
+	}
+	return exec_checked(pg->conn, "COMMIT");
 }

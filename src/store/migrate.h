@@ -21,7 +21,8 @@ int migrate_known_version(void);
  */
 int migrate_check(struct pg *pg, int *db_version);
 
-/* Runs the embedded seed file `name` in one transaction. 0 or -1. */
-int migrate_seed(struct pg *pg, const char *name);
+/* Runs every embedded seed file whose name starts with prefix, in name
+ * order, in one transaction. 0 or -1. */
+int migrate_seed(struct pg *pg, const char *prefix);
 
 #endif

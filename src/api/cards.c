@@ -1,0 +1,126 @@
+/* /api/v1/cards…: issue, read, recharge, block. */
+#include "../core/json.h"
+#include "../domain/cards.h"
+#include "../http/cached.h"
+#include "../store/cache.h"
+#include "api.h"
+#include "idempotency.h"
+#include "params.h"
+#include "../core/banned.h"
+
+static const char *const page_query[] = { "limit", "cursor", NULL };
+
+/* Money reads use the primary: a rider checks the balance right after paying. */
+struct cache_family family_card_balance = { .label = "card_balance", .key = "card:{}:balance", .ttl_s = 30 };
+struct cache_family family_card_history = { .label = "card_history", .key = "card:{}:history", .ttl_s = 60,
+					    .query = page_query };
+
+/* After a committed balance change: the card's cached reads go everywhere. */
+static void invalidate_card(struct request *req, struct worker *w, int64_t card_id)
+{
+	const char *keys[] = {
+		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
+		arena_printf(&req->arena, "card:%lld:history", (long long)card_id),
+	};
+	cache_invalidate(&w->redis, &req->arena, keys, 2);
+}
+
+void cards_create(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	struct idem im;
+	int64_t user_id = 0;
+	if (json_get_int(req->json, "user_id", 0, 1, INT64_MAX, &user_id, NULL, &e)) {
+		reply_problem(req, &e);
+		return;
+	}
+	if (idem_begin(&im, req, &w->primary))
+		return;
+	if (card_create(&w->primary, &req->arena, user_id, reply(req, 201), &e)) {
+		idem_abort(&im);
+		reply_problem(req, &e);
+		return;
+	}
+	idem_commit(&im, req);
+}
+
+void card_get_one(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	if (card_get(&w->primary, &req->arena, req->ids[0], reply(req, 200), &e))
+		reply_problem(req, &e);
+}
+
+static int fill_balance(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return card_balance(&w->primary, &req->arena, req->ids[0], out, err);
+}
+
+static int fill_history(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	int64_t limit, cursor;
+	if (query_page(req, &limit, &cursor, err))
+		return -1;
+	return card_history(&w->primary, &req->arena, req->ids[0], cursor, limit, out, err);
+}
+
+void card_balance_get(struct request *req, struct worker *w)
+{
+	reply_cached(req, w, fill_balance);
+}
+
+void card_history_get(struct request *req, struct worker *w)
+{
+	reply_cached(req, w, fill_history);
+}
+
+void card_transactions_get(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	int64_t limit, cursor;
+	if (query_page(req, &limit, &cursor, &e) ||
+	    card_transactions(&w->primary, &req->arena, req->ids[0], cursor, limit, reply(req, 200), &e))
+		reply_problem(req, &e);
+}
+
+void cards_recharge(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	struct idem im;
+	struct recharge rc = { 0 };
+	if (json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &rc.card_id, NULL, &e) ||
+	    json_get_int(req->json, "amount", 1, RECHARGE_MIN, RECHARGE_MAX, &rc.amount, NULL, &e) ||
+	    json_get_int(req->json, "recharge_point_id", 0, 1, INT32_MAX, &rc.point_id, NULL, &e)) {
+		reply_problem(req, &e);
+		return;
+	}
+	if (idem_begin(&im, req, &w->primary))
+		return;
+	if (card_recharge(&w->primary, &req->arena, &rc, reply(req, 201), &e)) {
+		idem_abort(&im);
+		reply_problem(req, &e);
+		return;
+	}
+	if (idem_commit(&im, req) == 0)
+		invalidate_card(req, w, rc.card_id);
+}
+
+static void set_status(struct request *req, struct worker *w, const char *status)
+{
+	struct api_error e;
+	if (card_set_status(&w->primary, &req->arena, req->ids[0], status, reply(req, 200), &e)) {
+		reply_problem(req, &e);
+		return;
+	}
+	invalidate_card(req, w, req->ids[0]);
+}
+
+void card_block(struct request *req, struct worker *w)
+{
+	set_status(req, w, "blocked");
+}
+
+void card_unblock(struct request *req, struct worker *w)
+{
+	set_status(req, w, "active");
+}

@@ -1,0 +1,44 @@
+#ifndef TRANSITD_IDEMPOTENCY_H
+#define TRANSITD_IDEMPOTENCY_H
+/*
+ * Idempotency-Key for mutating requests.
+ *
+ * With a key, the request runs in one transaction that also records its
+ * response, so the effect and its record commit together (a crash leaves
+ * neither). A transaction-scoped advisory lock on (scope, key) makes a
+ * duplicate that arrives while the first runs answer 409 at once; a later
+ * replay gets the stored status and body with Idempotent-Replayed: true; the
+ * same key with another request is 422. Only successful (2xx) responses are
+ * recorded: a failed request changed nothing and may be retried as is.
+ * Records live 24 hours.
+ *
+ *   struct idem im;
+ *   if (idem_begin(&im, req, db))
+ *           return;                 // answered: replay, 409, 422 or 503
+ *   if (domain_call(db, ...)) {     // inside the transaction when a key was given
+ *           idem_abort(&im);
+ *           reply_problem(...);
+ *   } else if (idem_commit(&im, req, 201) == 0) {
+ *           ...                     // committed: invalidate caches
+ *   }
+ */
+#include "../http/http.h"
+#include "../store/pg.h"
+
+struct idem {
+	struct pg *db;
+	const char *scope;
+	const char *key;  /* NULL: no Idempotency-Key, nothing to do */
+	const char *hash; /* of method, path and body */
+};
+
+void idempotency_register(void);
+
+/* 0: go on (transaction open if a key was given); 1: req already answered. */
+int idem_begin(struct idem *im, struct request *req, struct pg *db);
+/* Records req->res (status and body) and commits. 0, or -1 with req answered 503. */
+int idem_commit(struct idem *im, struct request *req);
+/* Rolls back after a failure; no-op without a key. */
+void idem_abort(struct idem *im);
+
+#endif

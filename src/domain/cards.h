@@ -1,0 +1,52 @@
+#ifndef TRANSITD_DOMAIN_CARDS_H
+#define TRANSITD_DOMAIN_CARDS_H
+/*
+ * Travel cards and the money on them.
+ *
+ * Invariant: cards.balance == sum(card_ledger.amount) for every card. Every
+ * function here that changes a balance does it in one SQL statement that
+ * updates the card row atomically (no read-then-write) and writes the
+ * ledger row, so it holds on every commit; run inside a caller's
+ * transaction, the change commits or rolls back with it.
+ *
+ * Each function writes the API's JSON into out and returns 0, or -1 with
+ * err: 404 unknown card, 409 card-blocked, 422 naming a field, 503 when the
+ * database is down. All block on the given connection.
+ */
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../store/pg.h"
+
+#define RECHARGE_MIN 1000
+#define RECHARGE_MAX 500000
+
+void cards_register(void);
+
+/* A random 16-digit number whose last digit is the Luhn check digit. */
+void card_number_generate(char out[17]);
+int card_number_valid(const char *s);
+
+/* user_id 0 issues an anonymous card. */
+int card_create(struct pg *db, struct arena *a, int64_t user_id, struct buf *out, struct api_error *err);
+int card_get(struct pg *db, struct arena *a, int64_t card_id, struct buf *out, struct api_error *err);
+int card_balance(struct pg *db, struct arena *a, int64_t card_id, struct buf *out, struct api_error *err);
+/* Newest first; after_id 0 = first page. */
+int card_history(struct pg *db, struct arena *a, int64_t card_id, int64_t after_id, int64_t limit,
+		 struct buf *out, struct api_error *err);
+int card_transactions(struct pg *db, struct arena *a, int64_t card_id, int64_t after_id, int64_t limit,
+		      struct buf *out, struct api_error *err);
+
+struct recharge {
+	int64_t card_id;
+	int64_t amount;
+	int64_t point_id; /* 0 = none */
+};
+int card_recharge(struct pg *db, struct arena *a, const struct recharge *r, struct buf *out,
+		  struct api_error *err);
+
+/* status "active" or "blocked"; setting the current status again is not an error. */
+int card_set_status(struct pg *db, struct arena *a, int64_t card_id, const char *status, struct buf *out,
+		    struct api_error *err);
+
+#endif
