@@ -33,7 +33,8 @@ static const char usage[] =
 	"commands:\n"
 	"  serve            serve the HTTP API (default)\n"
 	"  migrate          apply pending database migrations\n"
-	"  seed --demo      load the demo network (idempotent)\n"
+	"  seed --demo      load the demo network, riders and cards (idempotent)\n"
+	"  seed --scale N   add a benchmark dataset: N users, 1.2 N cards, 3 N recharges\n"
 	"  routes           print the route table\n"
 	"  --version        print the version\n"
 	"  --help           print this help\n"
@@ -72,17 +73,34 @@ static int cmd_migrate(const struct config *cfg)
 
 static int cmd_seed(const struct config *cfg, int argc, char **argv)
 {
-	if (argc < 3 || strcmp(argv[2], "--demo")) {
-		fprintf(stderr, "usage: transitd seed --demo\n");
+	char setup[96];
+	const char *prefix = NULL;
+	long n = 0;
+	if (argc == 3 && !strcmp(argv[2], "--demo")) {
+		prefix = "demo_";
+		setup[0] = '\0';
+	} else if (argc == 4 && !strcmp(argv[2], "--scale")) {
+		char *end;
+		n = strtol(argv[3], &end, 10);
+		if (*end || n < 1 || n > 10000000) {
+			fprintf(stderr, "transitd: seed --scale takes a number of users from 1 to 10000000\n");
+			return EXIT_CONFIG;
+		}
+		prefix = "scale_";
+		snprintf(setup, sizeof(setup), "SELECT set_config('transitd.scale', '%ld', true)", n);
+	} else {
+		fprintf(stderr, "usage: transitd seed --demo | --scale N\n");
 		return EXIT_CONFIG;
 	}
 	if (need_database(cfg))
 		return EXIT_CONFIG;
 	struct pg pg;
 	pg_init(&pg, cfg->database_url, cfg, 0);
-	int rc = migrate_seed(&pg, "demo_");
+	int rc = migrate_seed(&pg, prefix, setup[0] ? setup : NULL);
 	pg_close(&pg);
-	if (!rc)
+	if (!rc && n)
+		printf("scale data loaded for %ld users\n", n);
+	else if (!rc)
 		printf("demo data loaded\n");
 	return rc ? 1 : 0;
 }

@@ -53,7 +53,7 @@ int migrate_up(struct pg *pg)
 		return -1;
 	}
 	PGconn *c = pg->conn;
-	if (exec_checked(c, "SET client_min_messages = warning") ||
+	if (exec_checked(c, "SET client_min_messages = warning") || exec_checked(c, "SET statement_timeout = 0") ||
 	    exec_checked(c, "SELECT pg_advisory_lock(" LOCK_ID ")") ||
 	    exec_checked(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
 			    " version integer PRIMARY KEY, name text NOT NULL,"
@@ -110,14 +110,16 @@ int migrate_check(struct pg *pg, int *db_version)
 	return *db_version > known ? 2 : *db_version < known ? 1 : 0;
 }
 
-int migrate_seed(struct pg *pg, const char *prefix)
+int migrate_seed(struct pg *pg, const char *prefix, const char *setup)
 {
 	struct api_error err;
 	if (pg_connect(pg, &err)) {
 		fprintf(stderr, "transitd: cannot connect to the database: %s\n", err.detail);
 		return -1;
 	}
-	if (exec_checked(pg->conn, "BEGIN"))
+	/* Loading a large dataset takes longer than any request may. */
+	if (exec_checked(pg->conn, "SET statement_timeout = 0") || exec_checked(pg->conn, "BEGIN") ||
+	    (setup && exec_checked(pg->conn, setup)))
 		return -1;
 	int count = 0;
 	for (const struct embedded_file *f = embedded_seeds; f->name; f++) {

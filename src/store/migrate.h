@@ -22,7 +22,7 @@ int migrate_known_version(void);
 int migrate_check(struct pg *pg, int *db_version);
 
 /* Runs every embedded seed file whose name starts with prefix, in name
- * order, in one transaction. 0 or -1. */
-int migrate_seed(struct pg *pg, const char *prefix);
+ * order, in one transaction, after the SQL in setup (or NULL). 0 or -1. */
+int migrate_seed(struct pg *pg, const char *prefix, const char *setup);
 
 #endif
