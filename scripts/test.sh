@@ -23,6 +23,7 @@ pg_start "$TEST_PG_DIR" "$TEST_PG_PORT"
 redis_start "$TEST_REDIS_DIR" "$TEST_REDIS_PORT"
 export DATABASE_URL="postgresql://transitd@127.0.0.1:$TEST_PG_PORT/transitd"
 export REDIS_URL="redis://127.0.0.1:$TEST_REDIS_PORT"
+export JWT_SECRET="test-secret-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 
 echo "== unit tests"
 make -s unit

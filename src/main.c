@@ -14,6 +14,10 @@
 #include "core/metrics.h"
 #include "core/xalloc.h"
 #include "api/idempotency.h"
+#include "auth/auth.h"
+#include "auth/session.h"
+#include "domain/users.h"
+#include "http/ratelimit.h"
 #include "domain/cards.h"
 #include "domain/network.h"
 #include "http/cached.h"
@@ -49,6 +53,7 @@ static void register_statements(const struct config *cfg)
 	network_register();
 	cards_register();
 	idempotency_register();
+	users_register_statements();
 }
 
 static int need_database(const struct config *cfg)
@@ -67,6 +72,16 @@ static int cmd_migrate(const struct config *cfg)
 		return EXIT_CONFIG;
 	pg_init(&pg, cfg->database_url, cfg, 0);
 	int rc = migrate_up(&pg);
+	if (!rc && *cfg->admin_email) {
+		if (strlen(cfg->admin_password) < 10) {
+			fprintf(stderr, "transitd: ADMIN_PASSWORD must be at least 10 characters\n");
+			rc = -1;
+		} else {
+			rc = user_ensure_account(&pg, cfg->admin_email, cfg->admin_password, ROLE_ADMIN, "Admin", "", 0);
+			if (!rc)
+				printf("admin account %s ready\n", cfg->admin_email);
+		}
+	}
 	pg_close(&pg);
 	return rc ? 1 : 0;
 }
@@ -97,6 +112,18 @@ static int cmd_seed(const struct config *cfg, int argc, char **argv)
 	struct pg pg;
 	pg_init(&pg, cfg->database_url, cfg, 0);
 	int rc = migrate_seed(&pg, prefix, setup[0] ? setup : NULL);
+	/* The demo accounts of the local default; a password already set is kept. */
+	static const struct {
+		const char *email, *password, *first, *last;
+		enum role role;
+	} demo[] = {
+		{ "admin@transitd.local", "admin-change-me", "Admin", "Transitd", ROLE_ADMIN },
+		{ "operator@transitd.local", "operator-change-me", "Olga", "Operadora", ROLE_OPERATOR },
+		{ "rider@transitd.local", "rider-change-me", "Ana", "Rodríguez", ROLE_RIDER },
+	};
+	for (size_t i = 0; !rc && !n && i < sizeof(demo) / sizeof(demo[0]); i++)
+		rc = user_ensure_account(&pg, demo[i].email, demo[i].password, demo[i].role, demo[i].first,
+					 demo[i].last, 1);
 	pg_close(&pg);
 	if (!rc && n)
 		printf("scale data loaded for %ld users\n", n);
@@ -134,6 +161,15 @@ static int cmd_serve(const struct config *cfg)
 	if (rc == 1)
 		log_msg(LOG_WARN, "database migrations are pending: run `transitd migrate`; /readyz answers 503");
 
+	char err[256];
+	if (auth_configure(cfg, err, sizeof(err))) {
+		fprintf(stderr, "transitd: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	revocation_fail_open(cfg->auth_fail_open);
+	ratelimit_configure(cfg->rate_limit_fail_closed);
+	auth_api_configure(cfg);
+
 	/* Signals go to this thread only: every thread started below inherits the mask. */
 	sigset_t stop;
 	sigemptyset(&stop);
@@ -146,7 +182,10 @@ static int cmd_serve(const struct config *cfg)
 	nearcache_init(16384);
 	cached_set_near_ttl((unsigned)cfg->near_cache_ttl_ms);
 	cache_configure(cfg);
-	cache_subscriber_start(cfg);
+	static const struct cache_listener revocations = {
+		session_load_revocations, revocation_set_current, session_apply_message,
+	};
+	cache_subscriber_start(cfg, &revocations);
 	const char **labels = xcalloc(api_routes_count, sizeof(*labels));
 	for (size_t i = 0; i < api_routes_count; i++) {
 		const char *m = router_method_name(api_routes[i].method);

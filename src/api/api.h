@@ -54,4 +54,19 @@ void cards_recharge(struct request *req, struct worker *w);
 void card_block(struct request *req, struct worker *w);
 void card_unblock(struct request *req, struct worker *w);
 
+/* auth.c */
+void auth_api_configure(const struct config *cfg);
+void auth_register(struct request *req, struct worker *w);
+void auth_login(struct request *req, struct worker *w);
+void auth_refresh(struct request *req, struct worker *w);
+void auth_logout(struct request *req, struct worker *w);
+
+/* users.c */
+void users_me(struct request *req, struct worker *w);
+void users_list(struct request *req, struct worker *w);
+void users_count(struct request *req, struct worker *w);
+void users_active_count(struct request *req, struct worker *w);
+void users_latest(struct request *req, struct worker *w);
+void users_set_role(struct request *req, struct worker *w);
+
 #endif

@@ -25,14 +25,47 @@ static void invalidate_card(struct request *req, struct worker *w, int64_t card_
 	cache_invalidate(&w->redis, &req->arena, keys, 2);
 }
 
+/* Riders reach only their own cards; to them another card does not exist. */
+static int may_use_card(struct request *req, struct worker *w, int64_t card_id, struct api_error *e)
+{
+	int64_t owner;
+	if (req->auth->role != ROLE_RIDER)
+		return 0;
+	if (card_owner(&w->primary, &req->arena, card_id, &owner, e))
+		return -1;
+	if (owner != req->auth->user_id)
+		return api_fail(e, "not-found", "card %lld does not exist", (long long)card_id);
+	return 0;
+}
+
+/* Handlers on /cards/{card_id}: answers and returns -1 when the caller may not. */
+static int card_path_allowed(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	if (may_use_card(req, w, req->ids[0], &e) == 0)
+		return 0;
+	reply_problem(req, &e);
+	return -1;
+}
+
 void cards_create(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	struct idem im;
 	int64_t user_id = 0;
-	if (json_get_int(req->json, "user_id", 0, 1, INT64_MAX, &user_id, NULL, &e)) {
+	int given;
+	if (json_get_int(req->json, "user_id", 0, 1, INT64_MAX, &user_id, &given, &e)) {
 		reply_problem(req, &e);
 		return;
+	}
+	/* A rider's card is the rider's own; staff may issue anonymous cards. */
+	if (req->auth->role == ROLE_RIDER) {
+		if (given && user_id != req->auth->user_id) {
+			api_fail(&e, "forbidden", "riders issue cards for themselves only");
+			reply_problem(req, &e);
+			return;
+		}
+		user_id = req->auth->user_id;
 	}
 	if (idem_begin(&im, req, &w->primary))
 		return;
@@ -47,6 +80,8 @@ void cards_create(struct request *req, struct worker *w)
 void card_get_one(struct request *req, struct worker *w)
 {
 	struct api_error e;
+	if (card_path_allowed(req, w))
+		return;
 	if (card_get(&w->primary, &req->arena, req->ids[0], reply(req, 200), &e))
 		reply_problem(req, &e);
 }
@@ -66,11 +101,15 @@ static int fill_history(struct request *req, struct worker *w, struct buf *out, 
 
 void card_balance_get(struct request *req, struct worker *w)
 {
+	if (card_path_allowed(req, w))
+		return;
 	reply_cached(req, w, fill_balance);
 }
 
 void card_history_get(struct request *req, struct worker *w)
 {
+	if (card_path_allowed(req, w))
+		return;
 	reply_cached(req, w, fill_history);
 }
 
@@ -78,6 +117,8 @@ void card_transactions_get(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	int64_t limit, cursor;
+	if (card_path_allowed(req, w))
+		return;
 	if (query_page(req, &limit, &cursor, &e) ||
 	    card_transactions(&w->primary, &req->arena, req->ids[0], cursor, limit, reply(req, 200), &e))
 		reply_problem(req, &e);
@@ -91,6 +132,10 @@ void cards_recharge(struct request *req, struct worker *w)
 	if (json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &rc.card_id, NULL, &e) ||
 	    json_get_int(req->json, "amount", 1, RECHARGE_MIN, RECHARGE_MAX, &rc.amount, NULL, &e) ||
 	    json_get_int(req->json, "recharge_point_id", 0, 1, INT32_MAX, &rc.point_id, NULL, &e)) {
+		reply_problem(req, &e);
+		return;
+	}
+	if (may_use_card(req, w, rc.card_id, &e)) {
 		reply_problem(req, &e);
 		return;
 	}
@@ -108,6 +153,8 @@ void cards_recharge(struct request *req, struct worker *w)
 static void set_status(struct request *req, struct worker *w, const char *status)
 {
 	struct api_error e;
+	if (card_path_allowed(req, w))
+		return;
 	if (card_set_status(&w->primary, &req->arena, req->ids[0], status, reply(req, 200), &e)) {
 		reply_problem(req, &e);
 		return;

@@ -68,7 +68,9 @@ int idem_begin(struct idem *im, struct request *req, struct pg *db)
 		fail(req, &e);
 		return 1;
 	}
-	im->scope = arena_printf(&req->arena, "%s %s", req->method_name, req->route->pattern);
+	/* Keys are the caller's: two users never collide on one. */
+	im->scope = arena_printf(&req->arena, "%s %s %lld", req->method_name, req->route->pattern,
+				 req->auth ? (long long)req->auth->user_id : 0LL);
 	im->key = req->idempotency_key;
 	unsigned char h[32];
 	const char *parts[] = { req->method_name, req->path, req->body.ptr };

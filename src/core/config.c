@@ -187,5 +187,28 @@ int config_load(struct config *c, char *err, size_t errlen)
 		return -1;
 	c->near_cache_ttl_ms = (int)v;
 	c->web_dir = env_or("WEB_DIR", "web");
+	if (env_int("ACCESS_TOKEN_TTL", 1800, 10, 86400, &v, err, errlen))
+		return -1;
+	c->access_token_ttl_s = (int)v;
+	if (env_int("REFRESH_TOKEN_TTL", 604800, 60, 90 * 86400, &v, err, errlen))
+		return -1;
+	c->refresh_token_ttl_s = (int)v;
+	if (env_int("AUTH_FAIL_OPEN", 0, 0, 1, &v, err, errlen))
+		return -1;
+	c->auth_fail_open = (int)v;
+	if (env_int("RATE_LIMIT_PER_MINUTE", 6000, 0, 10000000, &v, err, errlen))
+		return -1;
+	c->rate_limit_per_minute = (int)v;
+	if (env_int("LOGIN_RATE_PER_EMAIL", 10, 1, 100000, &v, err, errlen))
+		return -1;
+	c->login_rate_per_email = (int)v;
+	if (env_int("LOGIN_RATE_PER_ADDRESS", 30, 1, 100000, &v, err, errlen))
+		return -1;
+	c->login_rate_per_address = (int)v;
+	if (env_int("RATE_LIMIT_FAIL_CLOSED", 0, 0, 1, &v, err, errlen))
+		return -1;
+	c->rate_limit_fail_closed = (int)v;
+	c->admin_email = env_or("ADMIN_EMAIL", "");
+	c->admin_password = env_or("ADMIN_PASSWORD", "");
 	return 0;
 }

@@ -34,6 +34,15 @@ struct config {
 	int shutdown_timeout_s;
 	int near_cache_ttl_ms;
 	const char *web_dir;
+	int access_token_ttl_s;
+	int refresh_token_ttl_s;
+	int auth_fail_open;         /* accept tokens while revocations cannot be checked */
+	int rate_limit_per_minute;  /* per client, all routes; 0 disables */
+	int login_rate_per_email;   /* POST /auth/login per minute */
+	int login_rate_per_address;
+	int rate_limit_fail_closed;
+	const char *admin_email;    /* migrate creates or updates this admin */
+	const char *admin_password;
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */

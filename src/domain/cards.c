@@ -1,6 +1,7 @@
 #include "cards.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/banned.h"
@@ -15,6 +16,7 @@ enum {
 	STATUS_OF,
 	POINT_ACTIVE,
 	SET_STATUS,
+	OWNER,
 };
 
 static const struct sql_stmt stmts[] = {
@@ -71,6 +73,7 @@ static const struct sql_stmt stmts[] = {
 		"SELECT 1 FROM recharge_points WHERE recharge_point_id = $1 AND is_active" },
 	[SET_STATUS] = { "card_set_status",
 		"UPDATE cards c SET status = $2 WHERE card_id = $1 RETURNING card_json(c)::text" },
+	[OWNER] = { "card_owner", "SELECT coalesce(user_id, 0) FROM cards WHERE card_id = $1" },
 };
 
 void cards_register(void)
@@ -222,4 +225,16 @@ int card_set_status(struct pg *db, struct arena *a, int64_t card_id, const char 
 	const char *v[] = { num(a, card_id), status };
 	PGresult *r = pg_exec(db, a, &stmts[SET_STATUS], 2, v, err);
 	return r ? document(r, out, err, card_id) : -1;
+}
+
+int card_owner(struct pg *db, struct arena *a, int64_t card_id, int64_t *owner, struct api_error *err)
+{
+	const char *v[] = { num(a, card_id) };
+	PGresult *r = pg_exec(db, a, &stmts[OWNER], 1, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1)
+		return api_fail(err, "not-found", "card %lld does not exist", (long long)card_id);
+	*owner = atoll(PQgetvalue(r, 0, 0));
+	return 0;
 }

@@ -49,4 +49,7 @@ int card_recharge(struct pg *db, struct arena *a, const struct recharge *r, stru
 int card_set_status(struct pg *db, struct arena *a, int64_t card_id, const char *status, struct buf *out,
 		    struct api_error *err);
 
+/* The card's owner (0: anonymous); 404 for an unknown card. */
+int card_owner(struct pg *db, struct arena *a, int64_t card_id, int64_t *owner, struct api_error *err);
+
 #endif

@@ -18,6 +18,7 @@
 #include "../core/arena.h"
 #include "../core/buf.h"
 #include "../core/problem.h"
+#include "../auth/auth.h"
 
 struct MHD_Connection;
 struct worker;
@@ -48,6 +49,7 @@ struct route {
 	const char *pattern; /* "/api/v1/stations/{station_id}"; {x} segments are ids ≥ 1 */
 	route_handler handler;
 	unsigned flags;
+	unsigned roles; /* enum role bits allowed; 0 = public */
 	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
 	const char *summary;              /* one line, for `transitd routes` */
 };
@@ -86,6 +88,8 @@ struct request {
 	const char *idempotency_key;
 	const char *prefer;
 	const char *origin;
+	const char *client;      /* peer address, the rate-limit key without a token */
+	struct principal *auth;  /* the verified caller, NULL on public routes */
 	struct buf body;
 	int body_too_large;
 	json_t *json;         /* parsed body for ROUTE_JSON_BODY routes */
@@ -107,5 +111,8 @@ void reply_problem(struct request *req, const struct api_error *e);
 void reply_header(struct request *req, const char *name, const char *value);
 
 uint64_t now_ns(void);
+
+/* A JSON log line for a security event (never a secret in detail). */
+void security_event(const struct request *req, const char *event, const char *detail);
 
 #endif

@@ -65,6 +65,76 @@ static const char *trace_id_of(struct request *req, const char *tp)
 	return arena_strndup(&req->arena, tp + 3, 32);
 }
 
+static const char *client_address(struct request *req)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char text[INET6_ADDRSTRLEN] = "unknown";
+	if (ci && ci->client_addr) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, text, sizeof(text));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, text,
+				  sizeof(text));
+	}
+	return arena_strdup(&req->arena, text);
+}
+
+/* Security events: failed logins, token reuse, role denials, rate limits.
+ * Never a password or a token. */
+void security_event(const struct request *req, const char *event, const char *detail)
+{
+	struct buf line = BUF_INIT;
+	if (!log_begin(&line, LOG_WARN, "security"))
+		return;
+	log_str(&line, "event", event);
+	log_str(&line, "request_id", req->request_id);
+	log_str(&line, "client", req->client);
+	log_str(&line, "path", req->path);
+	if (req->auth)
+		log_int(&line, "user_id", req->auth->user_id);
+	if (detail)
+		log_str(&line, "detail", detail);
+	log_end(&line);
+}
+
+/* Checks the bearer token against the route's roles; answers and returns -1
+ * when the caller may not go on. */
+static int authorize(struct request *req)
+{
+	struct api_error e;
+	const char *h = req->authorization;
+	if (!h || strncasecmp(h, "Bearer ", 7) || !h[7]) {
+		api_fail(&e, "unauthorized", "a bearer token is required");
+		reply_problem(req, &e);
+		reply_header(req, "WWW-Authenticate", "Bearer");
+		return -1;
+	}
+	struct principal *p = arena_zalloc(&req->arena, sizeof(*p));
+	switch (token_verify(h + 7, p)) {
+	case TOKEN_OK:
+		break;
+	case TOKEN_UNVERIFIABLE:
+		api_fail(&e, "unavailable", "token revocations cannot be checked right now");
+		e.retry_after = 1;
+		reply_problem(req, &e);
+		return -1;
+	default:
+		api_fail(&e, "unauthorized", "the token is invalid, expired or revoked");
+		reply_problem(req, &e);
+		reply_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		return -1;
+	}
+	req->auth = p;
+	if (!(req->route->roles & p->role)) {
+		security_event(req, "role-denied", role_name(p->role));
+		api_fail(&e, "forbidden", "the %s role may not do this", role_name(p->role));
+		reply_problem(req, &e);
+		return -1;
+	}
+	return 0;
+}
+
 static struct request *request_new(struct MHD_Connection *conn, const char *url, const char *method)
 {
 	struct request *req = xcalloc(1, sizeof(*req));
@@ -92,6 +162,7 @@ static struct request *request_new(struct MHD_Connection *conn, const char *url,
 	req->idempotency_key = header(req, "Idempotency-Key");
 	req->prefer = header(req, "Prefer");
 	req->origin = header(req, "Origin");
+	req->client = client_address(req);
 	__atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
 	return req;
 }
@@ -224,6 +295,8 @@ static void dispatch(struct request *req)
 		reply_problem(req, &e);
 		return;
 	}
+	if (req->route->roles && authorize(req))
+		return;
 	if (req->body_too_large) {
 		char limit[32];
 		snprintf(limit, sizeof(limit), "%zu", cfg->max_body_bytes);

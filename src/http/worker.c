@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/log.h"
+#include "ratelimit.h"
 #include "../core/xalloc.h"
 #include "../core/banned.h"
 
@@ -20,6 +21,7 @@ static struct {
 	pthread_t *threads;
 	struct worker *workers;
 	void (*done)(struct request *);
+	int rate_limit;
 } q = { .lock = PTHREAD_MUTEX_INITIALIZER, .nonempty = PTHREAD_COND_INITIALIZER };
 
 struct pg *worker_read_db(struct worker *w)
@@ -50,7 +52,12 @@ static void *worker_main(void *arg)
 		__atomic_add_fetch(&q.busy, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&q.lock);
 
-		req->route->handler(req, w);
+		/* The per-client budget; answers from the I/O thread (health, docs,
+		 * near-cache hits) cost no database work and are not counted. */
+		const char *subject = req->auth ? arena_printf(&req->arena, "u%lld", (long long)req->auth->user_id)
+						: req->client;
+		if (!q.rate_limit || ratelimit_check(req, &w->redis, "default", subject, q.rate_limit) == 0)
+			req->route->handler(req, w);
 		if (!req->res.status) {
 			struct api_error e;
 			api_fail(&e, "internal", "the handler gave no answer");
@@ -94,6 +101,7 @@ int workers_start(const struct config *cfg, void (*done)(struct request *))
 	q.cap = cfg->job_queue_size;
 	q.ring = xcalloc((size_t)q.cap, sizeof(*q.ring));
 	q.done = done;
+	q.rate_limit = cfg->rate_limit_per_minute;
 	q.nthreads = cfg->workers;
 	q.threads = xcalloc((size_t)q.nthreads, sizeof(*q.threads));
 	q.workers = xcalloc((size_t)q.nthreads, sizeof(*q.workers));

@@ -95,24 +95,37 @@ void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys,
 static pthread_t subscriber;
 static volatile int subscriber_stop;
 static int subscriber_running;
+static const struct cache_listener *listener;
 
 /* Listens for invalidations from every instance. After any gap in the
  * subscription (Redis down) the near-cache is cleared, since messages may
- * have been missed. */
+ * have been missed; messages starting with '!' go to the listener. */
 static void *subscriber_main(void *arg)
 {
 	(void)arg;
 	while (!subscriber_stop) {
 		redisContext *c = redis_connect_raw(cfg, 1000);
-		if (!c) {
-			for (int i = 0; i < 10 && !subscriber_stop; i++)
+		redisReply *rep = c ? redisCommand(c, "SUBSCRIBE %s", channel) : NULL;
+		if (!rep) {
+			if (c)
+				redisFree(c);
+			for (int i = 0; i < 5 && !subscriber_stop; i++)
 				usleep(100 * 1000);
 			continue;
 		}
-		redisReply *rep = redisCommand(c, "SUBSCRIBE %s", channel);
-		if (rep)
-			freeReplyObject(rep);
+		freeReplyObject(rep);
 		nearcache_clear();
+		/* Subscribed first, loaded second: nothing published in between is lost. */
+		redisContext *loader = listener ? redis_connect_raw(cfg, 1000) : NULL;
+		int loaded = listener && loader && listener->connected(loader) == 0;
+		if (loader)
+			redisFree(loader);
+		if (listener && !loaded) {
+			redisFree(c);
+			continue;
+		}
+		if (listener)
+			listener->current(1);
 		while (!subscriber_stop && rep) {
 			rep = NULL;
 			if (redisGetReply(c, (void **)&rep) != REDIS_OK) {
@@ -127,18 +140,28 @@ static void *subscriber_main(void *arg)
 				break;
 			}
 			if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
-			    rep->element[2]->type == REDIS_REPLY_STRING)
-				drop_local(rep->element[2]->str);
+			    rep->element[2]->type == REDIS_REPLY_STRING) {
+				const char *msg = rep->element[2]->str;
+				if (msg[0] == '!') {
+					if (listener)
+						listener->message(msg);
+				} else {
+					drop_local(msg);
+				}
+			}
 			freeReplyObject(rep);
 		}
+		if (listener)
+			listener->current(0);
 		redisFree(c);
 	}
 	return NULL;
 }
 
-int cache_subscriber_start(const struct config *c)
+int cache_subscriber_start(const struct config *c, const struct cache_listener *l)
 {
 	cfg = c;
+	listener = l;
 	subscriber_stop = 0;
 	if (pthread_create(&subscriber, NULL, subscriber_main, NULL))
 		return -1;

@@ -48,8 +48,15 @@ void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys,
 
 void cache_count(struct cache_family *f, const char *x_cache);
 
-/* Starts / stops the invalidation subscriber thread. */
-int cache_subscriber_start(const struct config *cfg);
+/* Other users of the channel (revocations): messages starting with '!'. */
+struct cache_listener {
+	int (*connected)(redisContext *c); /* after (re)subscribing: load state; 0 or -1 */
+	void (*current)(int yes);          /* whether the subscription is live */
+	void (*message)(const char *msg);
+};
+
+/* Starts / stops the invalidation subscriber thread; listener may be NULL. */
+int cache_subscriber_start(const struct config *cfg, const struct cache_listener *listener);
 void cache_subscriber_stop(void);
 
 #endif

@@ -1,0 +1,127 @@
+#include "session.h"
+
+#include <hiredis/hiredis.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../store/cache.h"
+#include "auth.h"
+#include "../core/banned.h"
+
+/* KEYS: old token key, new token key, family-revoked key, revoked set.
+ * ARGV: refresh ttl, access-revocation expiry, channel.
+ * Returns {1, family, user} rotated; {0} unknown; {2, family} reused. */
+static const char rotate_lua[] =
+	"local v = redis.call('GET', KEYS[1])\n"
+	"if not v then return {0} end\n"
+	"local fam, uid, state = string.match(v, '^([^|]+)|([^|]+)|([^|]+)$')\n"
+	"if redis.call('EXISTS', KEYS[3] .. fam) == 1 then return {0} end\n"
+	"if state ~= 'live' then\n"
+	"  redis.call('SET', KEYS[3] .. fam, '1', 'EX', ARGV[1])\n"
+	"  redis.call('ZADD', KEYS[4], ARGV[2], 'f:' .. fam)\n"
+	"  redis.call('PUBLISH', ARGV[3], '!revoke f:' .. fam .. ' ' .. ARGV[2])\n"
+	"  return {2, fam}\n"
+	"end\n"
+	"redis.call('SET', KEYS[1], fam .. '|' .. uid .. '|used', 'KEEPTTL')\n"
+	"redis.call('SET', KEYS[2], fam .. '|' .. uid .. '|live', 'EX', ARGV[1])\n"
+	"return {1, fam, uid}\n";
+
+static const char *token_key(struct arena *a, const char *token)
+{
+	unsigned char h[32];
+	char hex[65];
+	crypto_generichash(h, sizeof(h), (const unsigned char *)token, strlen(token), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	return arena_printf(a, "%srt:%s", cache_prefix(), hex);
+}
+
+static const char *channel(struct arena *a)
+{
+	return arena_printf(a, "%sinvalidate", cache_prefix());
+}
+
+int session_create(struct redis *r, struct arena *a, int64_t user_id, char refresh[48], char fam[48])
+{
+	token_random(refresh);
+	token_random(fam);
+	redisReply *rep = redis_command(r, a, "SET %s %s|%lld|live EX %lld", token_key(a, refresh), fam,
+					(long long)user_id, (long long)auth_refresh_ttl());
+	return rep ? 0 : -1;
+}
+
+enum session_result session_rotate(struct redis *r, struct arena *a, const char *old, char refresh[48],
+				   int64_t *user_id, char fam[48])
+{
+	token_random(refresh);
+	const char *revoked_until = arena_printf(a, "%lld", (long long)(time(NULL) + auth_access_ttl()));
+	const char *argv[] = { "EVAL", rotate_lua, "4", token_key(a, old), token_key(a, refresh),
+			       arena_printf(a, "%sfamrevoked:", cache_prefix()),
+			       arena_printf(a, "%srevoked", cache_prefix()),
+			       arena_printf(a, "%lld", (long long)auth_refresh_ttl()), revoked_until, channel(a) };
+	size_t lens[sizeof(argv) / sizeof(argv[0])];
+	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
+		lens[i] = strlen(argv[i]);
+	redisReply *rep = redis_commandv(r, a, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
+		return SESSION_UNAVAILABLE;
+	long long code = rep->element[0]->integer;
+	if (code == 2) {
+		const char *f = rep->element[1]->str;
+		char entry[64];
+		snprintf(entry, sizeof(entry), "f:%s", f);
+		revocation_add(entry, time(NULL) + auth_access_ttl());
+		return SESSION_REUSED;
+	}
+	if (code != 1 || rep->elements != 3)
+		return SESSION_UNKNOWN;
+	snprintf(fam, 48, "%s", rep->element[1]->str);
+	*user_id = atoll(rep->element[2]->str);
+	return SESSION_OK;
+}
+
+int session_revoke(struct redis *r, struct arena *a, const char *fam, const char *jti, int64_t jti_exp)
+{
+	int64_t fam_until = time(NULL) + auth_access_ttl();
+	const char *set = arena_printf(a, "%srevoked", cache_prefix());
+	const char *ch = channel(a);
+	char entry[64];
+	/* Locally first: this instance refuses the tokens even if Redis fails now. */
+	snprintf(entry, sizeof(entry), "f:%s", fam);
+	revocation_add(entry, fam_until);
+	snprintf(entry, sizeof(entry), "j:%s", jti);
+	revocation_add(entry, jti_exp);
+	int ok = redis_command(r, a, "SET %sfamrevoked:%s 1 EX %lld", cache_prefix(), fam,
+			       (long long)auth_refresh_ttl()) &&
+		 redis_command(r, a, "ZADD %s %lld f:%s %lld j:%s", set, (long long)fam_until, fam,
+			       (long long)jti_exp, jti) &&
+		 redis_command(r, a, "PUBLISH %s %s", ch, arena_printf(a, "!revoke f:%s %lld", fam, (long long)fam_until)) &&
+		 redis_command(r, a, "PUBLISH %s %s", ch, arena_printf(a, "!revoke j:%s %lld", jti, (long long)jti_exp));
+	redis_command(r, a, "ZREMRANGEBYSCORE %s -inf %lld", set, (long long)time(NULL));
+	return ok ? 0 : -1;
+}
+
+int session_load_revocations(struct redisContext *c)
+{
+	redisReply *rep = redisCommand(c, "ZRANGEBYSCORE %srevoked %lld +inf WITHSCORES", cache_prefix(),
+				       (long long)time(NULL));
+	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+		if (rep)
+			freeReplyObject(rep);
+		return -1;
+	}
+	for (size_t i = 0; i + 1 < rep->elements; i += 2)
+		revocation_add(rep->element[i]->str, atoll(rep->element[i + 1]->str));
+	freeReplyObject(rep);
+	return 0;
+}
+
+void session_apply_message(const char *msg)
+{
+	char entry[64];
+	long long exp;
+	if (sscanf(msg, "!revoke %63s %lld", entry, &exp) == 2)
+		revocation_add(entry, exp);
+}

@@ -1,0 +1,35 @@
+#ifndef TRANSITD_SESSION_H
+#define TRANSITD_SESSION_H
+/*
+ * Logins (families of tokens) and refresh tokens, kept in Redis.
+ *
+ * A refresh token is 32 random bytes; Redis holds only its BLAKE2b digest
+ * ("rt:<digest>" → "family|user_id|live|used", REFRESH_TOKEN_TTL). Rotation
+ * is one Lua script, so of many concurrent refreshes of one token exactly
+ * one succeeds; presenting a token already rotated revokes its family.
+ * Revocations go to the sorted set "revoked" (member "j:<jti>" or
+ * "f:<family>", score = expiry) and are published on the invalidation
+ * channel as "!revoke <member> <expiry>" for every instance's in-memory list.
+ * Every call blocks on Redis (worker threads); Redis down means -1/503.
+ */
+#include <stdint.h>
+
+#include "../store/redis.h"
+
+enum session_result { SESSION_OK, SESSION_UNKNOWN, SESSION_REUSED, SESSION_UNAVAILABLE };
+
+/* A new family with its first refresh token. 0 or -1 (Redis unavailable). */
+int session_create(struct redis *r, struct arena *a, int64_t user_id, char refresh[48], char fam[48]);
+/* Rotates old into a new token of the same family; fills *user_id and fam. */
+enum session_result session_rotate(struct redis *r, struct arena *a, const char *old, char refresh[48],
+				   int64_t *user_id, char fam[48]);
+/* Revokes a family (every refresh and access token of the login) and one
+ * access token. 0 or -1. */
+int session_revoke(struct redis *r, struct arena *a, const char *fam, const char *jti, int64_t jti_exp);
+
+/* Subscriber hooks: load the revocation set on (re)connect; apply a message. */
+struct redisContext;
+int session_load_revocations(struct redisContext *c);
+void session_apply_message(const char *msg);
+
+#endif

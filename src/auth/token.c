@@ -1,0 +1,156 @@
+#include <errno.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/json.h"
+#include "auth.h"
+#include "../core/banned.h"
+
+static const struct config *cfg;
+static size_t secret_len;
+
+int auth_configure(const struct config *c, char *err, size_t errlen)
+{
+	cfg = c;
+	secret_len = strlen(c->jwt_secret);
+	if (secret_len < 32) {
+		snprintf(err, errlen, "JWT_SECRET must be at least 32 bytes (got %zu)", secret_len);
+		return -1;
+	}
+	return 0;
+}
+
+int64_t auth_access_ttl(void)
+{
+	return cfg ? cfg->access_token_ttl_s : 1800;
+}
+
+int64_t auth_refresh_ttl(void)
+{
+	return cfg ? cfg->refresh_token_ttl_s : 604800;
+}
+
+const char *role_name(enum role r)
+{
+	switch (r) {
+	case ROLE_RIDER: return "rider";
+	case ROLE_OPERATOR: return "operator";
+	case ROLE_ADMIN: return "admin";
+	}
+	return "?";
+}
+
+enum role role_parse(const char *s)
+{
+	if (!s)
+		return 0;
+	if (!strcmp(s, "rider"))
+		return ROLE_RIDER;
+	if (!strcmp(s, "operator"))
+		return ROLE_OPERATOR;
+	if (!strcmp(s, "admin"))
+		return ROLE_ADMIN;
+	return 0;
+}
+
+void token_random(char out[48])
+{
+	unsigned char raw[32];
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(out, 48, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+char *token_issue(int64_t user_id, enum role role, const char *fam, char jti_out[48], int64_t *exp_out)
+{
+	jwt_t *jwt;
+	char sub[24], jti[48];
+	time_t now = time(NULL);
+	if (jwt_new(&jwt))
+		return NULL;
+	token_random(jti);
+	snprintf(jti_out, 48, "%s", jti);
+	snprintf(sub, sizeof(sub), "%lld", (long long)user_id);
+	*exp_out = (int64_t)now + auth_access_ttl();
+	char *out = NULL;
+	if (!jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret, (int)secret_len) &&
+	    !jwt_add_grant(jwt, "sub", sub) && !jwt_add_grant(jwt, "role", role_name(role)) &&
+	    !jwt_add_grant_int(jwt, "iat", (long)now) && !jwt_add_grant_int(jwt, "exp", (long)*exp_out) &&
+	    !jwt_add_grant(jwt, "jti", jti_out) && !jwt_add_grant(jwt, "fam", fam))
+		out = jwt_encode_str(jwt);
+	jwt_free(jwt);
+	return out;
+}
+
+/* The header must say HS256 before libjwt sees the token: "none" or any
+ * other algorithm is refused whatever the library would do with it. */
+static int header_is_hs256(const char *token)
+{
+	const char *dot = strchr(token, '.');
+	if (!dot || dot == token || dot - token > 512)
+		return 0;
+	unsigned char raw[400];
+	size_t len;
+	if (sodium_base642bin(raw, sizeof(raw) - 1, token, (size_t)(dot - token), NULL, &len, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING))
+		return 0;
+	json_t *h = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, NULL);
+	const char *alg = h ? json_string_value(json_object_get(h, "alg")) : NULL;
+	int ok = alg && !strcmp(alg, "HS256");
+	json_decref(h);
+	return ok;
+}
+
+static int copy_claim(jwt_t *jwt, const char *name, char *out, size_t len)
+{
+	const char *v = jwt_get_grant(jwt, name);
+	if (!v || !*v || strlen(v) >= len)
+		return -1;
+	snprintf(out, len, "%s", v);
+	return 0;
+}
+
+enum token_result token_verify(const char *token, struct principal *p)
+{
+	jwt_t *jwt = NULL;
+	if (!cfg || strlen(token) > 2048 || !header_is_hs256(token))
+		return TOKEN_INVALID;
+	if (jwt_decode(&jwt, token, (const unsigned char *)cfg->jwt_secret, (int)secret_len) || !jwt)
+		return TOKEN_INVALID;
+	enum token_result rc = TOKEN_INVALID;
+	char sub[24], role[16];
+	if (jwt_get_alg(jwt) != JWT_ALG_HS256 || copy_claim(jwt, "sub", sub, sizeof(sub)) ||
+	    copy_claim(jwt, "role", role, sizeof(role)) || copy_claim(jwt, "jti", p->jti, sizeof(p->jti)) ||
+	    copy_claim(jwt, "fam", p->fam, sizeof(p->fam)))
+		goto out;
+	errno = 0;
+	long iat = jwt_get_grant_int(jwt, "iat");
+	if (errno)
+		goto out;
+	p->exp = jwt_get_grant_int(jwt, "exp");
+	if (errno || parse_int64(sub, 1, INT64_MAX, &p->user_id) || !(p->role = role_parse(role)))
+		goto out;
+	time_t now = time(NULL);
+	if (p->exp <= now) {
+		rc = TOKEN_EXPIRED;
+		goto out;
+	}
+	(void)iat;
+	rc = TOKEN_OK;
+out:
+	jwt_free(jwt);
+	if (rc != TOKEN_OK)
+		return rc;
+	char entry[64];
+	snprintf(entry, sizeof(entry), "j:%s", p->jti);
+	int revoked = revocation_has(entry);
+	snprintf(entry, sizeof(entry), "f:%s", p->fam);
+	revoked = revoked || revocation_has(entry);
+	if (revoked < 0)
+		return TOKEN_UNVERIFIABLE;
+	return revoked ? TOKEN_REVOKED : TOKEN_OK;
+}

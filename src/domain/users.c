@@ -1,0 +1,169 @@
+#include "users.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/banned.h"
+
+enum { CREATE, CREDENTIALS, TOUCH, ROLE_OF, ME, PAGE, TOTAL, ACTIVE, NEWEST, SET_ROLE };
+
+static const struct sql_stmt stmts[] = {
+	[CREATE] = { "user_create",
+		"INSERT INTO users (email, first_name, last_name, password_hash) VALUES ($1, $2, $3, $4)"
+		" RETURNING json_build_object('user_id', user_id, 'email', email, 'role', role)::text" },
+	[CREDENTIALS] = { "user_credentials", "SELECT user_id, password_hash, role FROM users WHERE email = $1" },
+	[TOUCH] = { "user_touch_login", "UPDATE users SET last_login_at = now() WHERE user_id = $1" },
+	[ROLE_OF] = { "user_role", "SELECT role FROM users WHERE user_id = $1" },
+	[ME] = { "user_me",
+		"SELECT (left(user_json(u)::text, -1) || ', \"cards\" : ' || coalesce((SELECT json_agg(c.card_id"
+		"  ORDER BY c.card_id) FROM cards c WHERE c.user_id = u.user_id), '[]')::text || '}')"
+		" FROM users u WHERE u.user_id = $1" },
+	[PAGE] = { "users_page",
+		"WITH page AS (SELECT * FROM users u WHERE user_id > $1 ORDER BY user_id LIMIT $2::int + 1),"
+		" shown AS (SELECT * FROM page ORDER BY user_id LIMIT $2)"
+		"SELECT json_build_object('users', coalesce((SELECT json_agg(user_json(s) ORDER BY s.user_id)"
+		"  FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $2"
+		"  THEN (SELECT max(user_id) FROM shown)::text END)::text" },
+	[TOTAL] = { "users_total", "SELECT json_build_object('total_users', count(*))::text FROM users" },
+	/* Active: has an active card that travelled in the last 30 days. */
+	[ACTIVE] = { "users_active_total",
+		"SELECT json_build_object('active_users_count', count(DISTINCT user_id))::text FROM cards"
+		" WHERE status = 'active' AND user_id IS NOT NULL AND last_used_date >= now() - interval '30 days'" },
+	[NEWEST] = { "users_newest",
+		"SELECT json_build_object('latest_user', json_build_object('user_id', user_id,"
+		"  'full_name', btrim(first_name || ' ' || last_name)))::text"
+		" FROM users ORDER BY created_at DESC, user_id DESC LIMIT 1" },
+	[SET_ROLE] = { "user_set_role", "UPDATE users u SET role = $2 WHERE user_id = $1 RETURNING user_json(u)::text" },
+};
+
+void users_register_statements(void)
+{
+	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
+}
+
+static const char *num(struct arena *a, int64_t v)
+{
+	return arena_printf(a, "%lld", (long long)v);
+}
+
+static int one_doc(struct pg *db, struct arena *a, int stmt, int n, const char *const *v, struct buf *out,
+		   struct api_error *err)
+{
+	PGresult *r = pg_exec(db, a, &stmts[stmt], n, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1)
+		return api_fail(err, "not-found", "user %s does not exist", n ? v[0] : "");
+	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	return 0;
+}
+
+int user_create(struct pg *db, struct arena *a, const struct new_user *u, struct buf *out, struct api_error *err)
+{
+	const char *v[] = { u->email, u->first_name, u->last_name, u->password_hash };
+	PGresult *r = pg_exec(db, a, &stmts[CREATE], 4, v, err);
+	if (!r) {
+		if (!strcmp(db->sqlstate, "23505"))
+			return api_fail(err, "conflict", "an account with this email already exists");
+		return -1;
+	}
+	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	return 0;
+}
+
+int user_credentials(struct pg *db, struct arena *a, const char *email, struct credentials *c, struct api_error *err)
+{
+	const char *v[] = { email };
+	memset(c, 0, sizeof(*c));
+	PGresult *r = pg_exec(db, a, &stmts[CREDENTIALS], 1, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 1) {
+		c->user_id = atoll(PQgetvalue(r, 0, 0));
+		c->password_hash = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1);
+		c->role = role_parse(PQgetvalue(r, 0, 2));
+	}
+	return 0;
+}
+
+int user_touch_login(struct pg *db, struct arena *a, int64_t user_id, struct api_error *err)
+{
+	const char *v[] = { num(a, user_id) };
+	return pg_exec(db, a, &stmts[TOUCH], 1, v, err) ? 0 : -1;
+}
+
+int user_role(struct pg *db, struct arena *a, int64_t user_id, enum role *role, struct api_error *err)
+{
+	const char *v[] = { num(a, user_id) };
+	PGresult *r = pg_exec(db, a, &stmts[ROLE_OF], 1, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1)
+		return api_fail(err, "unauthorized", "the account no longer exists");
+	*role = role_parse(PQgetvalue(r, 0, 0));
+	return 0;
+}
+
+int user_me(struct pg *db, struct arena *a, int64_t user_id, struct buf *out, struct api_error *err)
+{
+	const char *v[] = { num(a, user_id) };
+	return one_doc(db, a, ME, 1, v, out, err);
+}
+
+int users_page(struct pg *db, struct arena *a, int64_t after_id, int64_t limit, struct buf *out,
+	       struct api_error *err)
+{
+	const char *v[] = { num(a, after_id), num(a, limit) };
+	return one_doc(db, a, PAGE, 2, v, out, err);
+}
+
+int users_total(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	return one_doc(db, a, TOTAL, 0, NULL, out, err);
+}
+
+int users_active_total(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	return one_doc(db, a, ACTIVE, 0, NULL, out, err);
+}
+
+int users_newest(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	PGresult *r = pg_exec(db, a, &stmts[NEWEST], 0, NULL, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 1)
+		buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	return 0;
+}
+
+int user_set_role(struct pg *db, struct arena *a, int64_t user_id, enum role role, struct buf *out,
+		  struct api_error *err)
+{
+	const char *v[] = { num(a, user_id), role_name(role) };
+	return one_doc(db, a, SET_ROLE, 2, v, out, err);
+}
+
+int user_ensure_account(struct pg *db, const char *email, const char *password, enum role role,
+			const char *first_name, const char *last_name, int only_if_no_password)
+{
+	char hash[128];
+	if (password_hash(password, hash))
+		return -1;
+	const char *v[] = { email, hash, role_name(role), first_name, last_name };
+	PGresult *r = PQexecParams(db->conn,
+		only_if_no_password
+			? "INSERT INTO users (email, password_hash, role, first_name, last_name)"
+			  " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO UPDATE"
+			  " SET password_hash = coalesce(users.password_hash, EXCLUDED.password_hash), role = EXCLUDED.role"
+			: "INSERT INTO users (email, password_hash, role, first_name, last_name)"
+			  " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO UPDATE"
+			  " SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role",
+		5, NULL, v, NULL, NULL, 0);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "transitd: account %s: %s", email, PQresultErrorMessage(r));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
