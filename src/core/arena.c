@@ -49,6 +49,16 @@ void *arena_alloc(struct arena *a, size_t n)
 {
 	size_t need = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 	struct arena_chunk *ch = a->chunk;
+	if (ch && ch->size - ch->used < need && need > ch->size / 4) {
+		/* A big one-off gets a chunk of its own behind the current one,
+		 * which stays the place for small allocations. */
+		struct arena_chunk *own = xmalloc(sizeof(*own) + need);
+		own->size = own->used = need;
+		own->prev = ch->prev;
+		ch->prev = own;
+		a->bytes += need;
+		return own->data;
+	}
 	if (!ch || ch->size - ch->used < need) {
 		size_t size = ch ? ch->size * 2 : CHUNK_MIN;
 		if (size > 1 << 20)
@@ -58,14 +68,6 @@ void *arena_alloc(struct arena *a, size_t n)
 		struct arena_chunk *fresh = xmalloc(sizeof(*fresh) + size);
 		fresh->used = 0;
 		fresh->size = size;
-		/* A big one-off allocation must not strand a partly used chunk. */
-		if (ch && size == need && ch->size - ch->used > need) {
-			fresh->prev = ch->prev;
-			ch->prev = fresh;
-			fresh->used = need;
-			a->bytes += need;
-			return fresh->data;
-		}
 		fresh->prev = ch;
 		a->chunk = ch = fresh;
 	}

@@ -118,31 +118,75 @@ void buf_add_i64(struct buf *b, int64_t v)
 	buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-void buf_add_json_strn(struct buf *b, const char *s, size_t n)
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned min;
+	unsigned cp;
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0)
+		len = 2, min = 0x80, cp = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3, min = 0x800, cp = s[0] & 0x0f;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4, min = 0x10000, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* JSON must be valid UTF-8: a byte that starts no valid sequence (client
+ * input, a cut multi-byte character) becomes U+FFFD. */
+void buf_add_json_strn(struct buf *b, const char *str, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
 	buf_grow(b, n + 2);
 	buf_addch(b, '"');
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
+	size_t run = 0, i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			i++;
 			continue;
-		buf_add(b, s + run, i - run);
-		run = i + 1;
+		}
+		if (c >= 0x80) {
+			size_t len = utf8_seq(s + i, n - i);
+			if (len) {
+				i += len;
+				continue;
+			}
+		}
+		buf_add(b, str + run, i - run);
 		switch (c) {
 		case '"': buf_add(b, "\\\"", 2); break;
 		case '\\': buf_add(b, "\\\\", 2); break;
 		case '\n': buf_add(b, "\\n", 2); break;
 		case '\r': buf_add(b, "\\r", 2); break;
 		case '\t': buf_add(b, "\\t", 2); break;
-		default: {
-			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-			buf_add(b, esc, 6);
+		default:
+			if (c >= 0x80) {
+				buf_add(b, "\\ufffd", 6);
+			} else {
+				char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+				buf_add(b, esc, 6);
+			}
 		}
-		}
+		i++;
+		run = i;
 	}
-	buf_add(b, s + run, n - run);
+	buf_add(b, str + run, n - run);
 	buf_addch(b, '"');
 }
 

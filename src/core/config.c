@@ -92,6 +92,8 @@ int config_origin_allowed(const struct config *c, const char *origin)
 		while (*p == ' ' || *p == ',')
 			p++;
 		size_t n = strcspn(p, ", ");
+		if (n == 0)
+			break;
 		if (n == 1 && *p == '*')
 			return 1;
 		if (n == olen && !strncasecmp(p, origin, n))
@@ -167,8 +169,8 @@ int config_load(struct config *c, char *err, size_t errlen)
 	c->max_body_bytes = (size_t)v;
 	c->cors_origins = env_or("CORS_ORIGINS", "");
 	c->cache_prefix = env_or("CACHE_PREFIX", "transitd:");
-	if (strlen(c->cache_prefix) > 64) {
-		snprintf(err, errlen, "CACHE_PREFIX must be at most 64 characters");
+	if (strlen(c->cache_prefix) > 64 || c->cache_prefix[0] == '!') {
+		snprintf(err, errlen, "CACHE_PREFIX must be at most 64 characters and not start with '!'");
 		return -1;
 	}
 	if (env_int("DB_CONNECT_TIMEOUT", 2, 1, 60, &v, err, errlen))

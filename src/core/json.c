@@ -32,6 +32,30 @@ static const char *find_huge(json_t *v, const char *name)
 	return NULL;
 }
 
+/* The key whose value ends at byte pos, as in "amount": 99999999999999999999,
+ * read back from the text: jansson reports where it gave up. */
+static int key_before(const char *data, size_t pos, char *out, size_t len)
+{
+	size_t i = pos;
+	while (i > 0 && strchr("0123456789+-.eE \t\r\n", data[i - 1]))
+		i--;
+	if (i == 0 || data[i - 1] != ':')
+		return -1;
+	i--;
+	while (i > 0 && strchr(" \t\r\n", data[i - 1]))
+		i--;
+	if (i < 2 || data[i - 1] != '"')
+		return -1;
+	size_t end = --i;
+	while (i > 0 && (data[i - 1] != '"' || (i > 1 && data[i - 2] == '\\')))
+		i--;
+	if (i == 0 || end - i >= len)
+		return -1;
+	memcpy(out, data + i, end - i);
+	out[end - i] = '\0';
+	return 0;
+}
+
 int json_parse_body(const char *data, size_t len, json_t **out, struct api_error *err)
 {
 	json_error_t je;
@@ -41,8 +65,13 @@ int json_parse_body(const char *data, size_t len, json_t **out, struct api_error
 	json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		if (strstr(je.text, "too big")) {
-			json_t *reals = json_loadb(data, len, JSON_DECODE_INT_AS_REAL, &je);
-			const char *f = reals ? find_huge(reals, "body") : NULL;
+			char key[64];
+			size_t pos = (size_t)je.position < len ? (size_t)je.position : len;
+			json_t *reals = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
+			if (!reals)
+				return api_fail(err, "malformed-json", "invalid JSON at line %d column %d: %s", je.line,
+						je.column, je.text);
+			const char *f = key_before(data, pos, key, sizeof(key)) == 0 ? key : find_huge(reals, "body");
 			int rc = api_fail_field(err, f ? f : "body", "must be an integer that fits in 64 bits");
 			json_decref(reals);
 			return rc;

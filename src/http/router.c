@@ -38,8 +38,10 @@ const char *router_allow_string(unsigned allow, char *buf, size_t len)
 		if (!(allow & methods[i].m))
 			continue;
 		int n = snprintf(buf + off, len - off, "%s%s", off ? ", " : "", methods[i].name);
-		if (n < 0 || (size_t)n >= len - off)
+		if (n < 0 || (size_t)n >= len - off) {
+			buf[off] = '\0';
 			break;
+		}
 		off += (size_t)n;
 	}
 	return buf;

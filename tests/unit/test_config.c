@@ -1,0 +1,401 @@
+/* Unit tests for src/core/config.{h,c}. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+static const char *const vars[] = {
+	"PORT",	       "BIND",		 "DATABASE_URL",	    "DATABASE_REPLICA_URLS",
+	"REDIS_URL",   "AMQP_URL",	 "JWT_SECRET",		    "LOG_LEVEL",
+	"IO_THREADS",  "WORKERS",	 "DB_POOL_SIZE",	    "JOB_QUEUE_SIZE",
+	"MAX_BODY_BYTES", "CORS_ORIGINS", "CACHE_PREFIX",	    "DB_CONNECT_TIMEOUT",
+	"DB_STATEMENT_TIMEOUT_MS", "REDIS_TIMEOUT_MS", "SHUTDOWN_TIMEOUT", "NEAR_CACHE_TTL_MS",
+	"WEB_DIR",
+	/* Newer variables: unset too so the environment never leaks in. */
+	"ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "AUTH_FAIL_OPEN", "RATE_LIMIT_PER_MINUTE",
+	"LOGIN_RATE_PER_EMAIL", "LOGIN_RATE_PER_ADDRESS", "RATE_LIMIT_FAIL_CLOSED", "ADMIN_EMAIL",
+	"ADMIN_PASSWORD",
+};
+
+static int clean_env(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	return 0;
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[256] = "untouched";
+	memset(&c, 0x5a, sizeof(c));
+	assert_int_equal(config_load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 8000);
+	assert_string_equal(c.bind, "127.0.0.1");
+	assert_string_equal(c.database_url, "");
+	assert_string_equal(c.replica_urls, "");
+	assert_string_equal(c.redis_url, "redis://127.0.0.1:6379");
+	assert_string_equal(c.redis_host, "127.0.0.1");
+	assert_int_equal(c.redis_port, 6379);
+	assert_string_equal(c.redis_password, "");
+	assert_int_equal(c.redis_db, 0);
+	assert_string_equal(c.amqp_url, "");
+	assert_string_equal(c.jwt_secret, "");
+	assert_int_equal(c.log_level, LOG_INFO);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	assert_int_equal(c.io_threads, cores < 1 ? 1 : cores);
+	assert_int_equal(c.workers, 16);
+	assert_int_equal(c.job_queue_size, 4096);
+	assert_int_equal(c.max_body_bytes, 65536);
+	assert_string_equal(c.cors_origins, "");
+	assert_string_equal(c.cache_prefix, "transitd:");
+	assert_int_equal(c.db_connect_timeout_s, 2);
+	assert_int_equal(c.db_statement_timeout_ms, 5000);
+	assert_int_equal(c.redis_timeout_ms, 250);
+	assert_int_equal(c.shutdown_timeout_s, 30);
+	assert_int_equal(c.near_cache_ttl_ms, 1000);
+	assert_string_equal(c.web_dir, "web");
+}
+
+static void test_empty_values_mean_default(void **state)
+{
+	(void)state;
+	setenv("PORT", "", 1);
+	setenv("LOG_LEVEL", "", 1);
+	setenv("REDIS_URL", "", 1);
+	setenv("CACHE_PREFIX", "", 1);
+	struct config c;
+	char err[256];
+	assert_int_equal(config_load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 8000);
+	assert_int_equal(c.log_level, LOG_INFO);
+	assert_string_equal(c.redis_host, "127.0.0.1");
+	assert_string_equal(c.cache_prefix, "transitd:");
+}
+
+static void test_values_are_read(void **state)
+{
+	(void)state;
+	setenv("PORT", "65535", 1);
+	setenv("BIND", "0.0.0.0", 1);
+	setenv("DATABASE_URL", "postgres://u@db/transit", 1);
+	setenv("DATABASE_REPLICA_URLS", "postgresql://r1/x,postgresql://r2/x", 1);
+	setenv("REDIS_URL", "redis://:s3cret@cache.local:6380/2", 1);
+	setenv("AMQP_URL", "amqp://guest:guest@mq/", 1);
+	setenv("JWT_SECRET", "shh", 1);
+	setenv("LOG_LEVEL", "WARN", 1);
+	setenv("IO_THREADS", "3", 1);
+	setenv("DB_POOL_SIZE", "7", 1);
+	setenv("JOB_QUEUE_SIZE", "10", 1);
+	setenv("MAX_BODY_BYTES", "256", 1);
+	setenv("CORS_ORIGINS", "https://a.example", 1);
+	setenv("CACHE_PREFIX", "t2:", 1);
+	setenv("DB_CONNECT_TIMEOUT", "60", 1);
+	setenv("DB_STATEMENT_TIMEOUT_MS", "10", 1);
+	setenv("REDIS_TIMEOUT_MS", "1", 1);
+	setenv("SHUTDOWN_TIMEOUT", "0", 1);
+	setenv("NEAR_CACHE_TTL_MS", "0", 1);
+	setenv("WEB_DIR", "/srv/web", 1);
+	struct config c;
+	char err[256] = "";
+	assert_int_equal(config_load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 65535);
+	assert_string_equal(c.bind, "0.0.0.0");
+	assert_string_equal(c.database_url, "postgres://u@db/transit");
+	assert_string_equal(c.replica_urls, "postgresql://r1/x,postgresql://r2/x");
+	assert_string_equal(c.redis_host, "cache.local");
+	assert_int_equal(c.redis_port, 6380);
+	assert_string_equal(c.redis_password, "s3cret");
+	assert_int_equal(c.redis_db, 2);
+	assert_string_equal(c.amqp_url, "amqp://guest:guest@mq/");
+	assert_string_equal(c.jwt_secret, "shh");
+	assert_int_equal(c.log_level, LOG_WARN);
+	assert_int_equal(c.io_threads, 3);
+	/* WORKERS unset: falls back to the older DB_POOL_SIZE. */
+	assert_int_equal(c.workers, 7);
+	assert_int_equal(c.job_queue_size, 10);
+	assert_int_equal(c.max_body_bytes, 256);
+	assert_string_equal(c.cors_origins, "https://a.example");
+	assert_string_equal(c.cache_prefix, "t2:");
+	assert_int_equal(c.db_connect_timeout_s, 60);
+	assert_int_equal(c.db_statement_timeout_ms, 10);
+	assert_int_equal(c.redis_timeout_ms, 1);
+	assert_int_equal(c.shutdown_timeout_s, 0);
+	assert_int_equal(c.near_cache_ttl_ms, 0);
+	assert_string_equal(c.web_dir, "/srv/web");
+
+	/* WORKERS wins over DB_POOL_SIZE. */
+	setenv("WORKERS", "5", 1);
+	assert_int_equal(config_load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.workers, 5);
+}
+
+static void test_log_levels(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *s;
+		enum log_level l;
+	} cases[] = { { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "warn", LOG_WARN },
+		      { "error", LOG_ERROR }, { "Error", LOG_ERROR }, { "DEBUG", LOG_DEBUG } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv("LOG_LEVEL", cases[i].s, 1);
+		struct config c;
+		char err[256];
+		assert_int_equal(config_load(&c, err, sizeof(err)), 0);
+		assert_int_equal(c.log_level, cases[i].l);
+	}
+}
+
+/* Sets one variable to a bad value and expects failure naming it. */
+static void expect_bad(const char *var, const char *value)
+{
+	clean_env(NULL);
+	setenv(var, value, 1);
+	struct config c;
+	char err[256] = "";
+	int rc = config_load(&c, err, sizeof(err));
+	if (rc != -1)
+		fail_msg("%s=%s was accepted", var, value);
+	if (!strstr(err, var))
+		fail_msg("%s=%s: error \"%s\" does not name the variable", var, value, err);
+	unsetenv(var);
+}
+
+static void test_bad_values_fail_naming_variable(void **state)
+{
+	(void)state;
+	expect_bad("PORT", "0");
+	expect_bad("PORT", "abc");
+	expect_bad("PORT", "70000");
+	expect_bad("PORT", "65536");
+	expect_bad("PORT", "-1");
+	expect_bad("PORT", "80x");
+	expect_bad("PORT", "99999999999999999999999");
+	expect_bad("MAX_BODY_BYTES", "-1");
+	expect_bad("MAX_BODY_BYTES", "255");
+	expect_bad("MAX_BODY_BYTES", "16777217");
+	expect_bad("LOG_LEVEL", "loud");
+	expect_bad("LOG_LEVEL", "info ");
+	expect_bad("REDIS_URL", "http://x");
+	expect_bad("REDIS_URL", "redis://");
+	expect_bad("REDIS_URL", "redis://h:0");
+	expect_bad("DATABASE_URL", "mysql://x");
+	expect_bad("DATABASE_URL", "postgres:/x");
+	expect_bad("AMQP_URL", "http://mq");
+	expect_bad("WORKERS", "0");
+	expect_bad("WORKERS", "513");
+	expect_bad("DB_POOL_SIZE", "0");
+	expect_bad("IO_THREADS", "0");
+	expect_bad("IO_THREADS", "257");
+	expect_bad("JOB_QUEUE_SIZE", "0");
+	expect_bad("DB_CONNECT_TIMEOUT", "61");
+	expect_bad("DB_STATEMENT_TIMEOUT_MS", "9");
+	expect_bad("REDIS_TIMEOUT_MS", "0");
+	expect_bad("SHUTDOWN_TIMEOUT", "-1");
+	expect_bad("NEAR_CACHE_TTL_MS", "600001");
+	expect_bad("CACHE_PREFIX", "0123456789012345678901234567890123456789012345678901234567890123456789");
+	expect_bad("BIND", "0123456789012345678901234567890123456789012345678901234567890123456789");
+}
+
+static void test_boundaries_accepted(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[256];
+	setenv("PORT", "1", 1);
+	setenv("MAX_BODY_BYTES", "16777216", 1);
+	setenv("WORKERS", "512", 1);
+	setenv("CACHE_PREFIX", "0123456789012345678901234567890123456789012345678901234567890123", 1);
+	assert_int_equal(config_load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 1);
+	assert_int_equal(c.max_body_bytes, 16u << 20);
+	assert_int_equal(c.workers, 512);
+	assert_int_equal(strlen(c.cache_prefix), 64);
+}
+
+static void test_error_message_truncated_safely(void **state)
+{
+	(void)state;
+	setenv("PORT", "abc", 1);
+	struct config c;
+	char err[8];
+	memset(err, 'Z', sizeof(err));
+	assert_int_equal(config_load(&c, err, sizeof(err)), -1);
+	assert_int_equal(err[7], '\0');
+	assert_string_equal(err, "PORT mu");
+}
+
+static struct config redis_cfg(void)
+{
+	struct config c;
+	memset(&c, 0, sizeof(c));
+	/* Stale values that a successful parse must overwrite. */
+	snprintf(c.redis_password, sizeof(c.redis_password), "stale");
+	c.redis_db = 9;
+	c.redis_port = 1;
+	return c;
+}
+
+static void test_redis_url_variants(void **state)
+{
+	(void)state;
+	struct config c = redis_cfg();
+	assert_int_equal(config_parse_redis_url(&c, "redis://localhost"), 0);
+	assert_string_equal(c.redis_host, "localhost");
+	assert_int_equal(c.redis_port, 6379);
+	assert_string_equal(c.redis_password, "");
+	assert_int_equal(c.redis_db, 0);
+
+	c = redis_cfg();
+	assert_int_equal(config_parse_redis_url(&c, "redis://10.0.0.5:7000"), 0);
+	assert_string_equal(c.redis_host, "10.0.0.5");
+	assert_int_equal(c.redis_port, 7000);
+	assert_int_equal(c.redis_db, 0);
+
+	c = redis_cfg();
+	assert_int_equal(config_parse_redis_url(&c, "redis://:pa55@h:6390"), 0);
+	assert_string_equal(c.redis_host, "h");
+	assert_string_equal(c.redis_password, "pa55");
+	assert_int_equal(c.redis_port, 6390);
+
+	c = redis_cfg();
+	assert_int_equal(config_parse_redis_url(&c, "redis://user:pw@h"), 0);
+	assert_string_equal(c.redis_password, "pw");
+	assert_string_equal(c.redis_host, "h");
+
+	c = redis_cfg();
+	assert_int_equal(config_parse_redis_url(&c, "redis://h/3"), 0);
+	assert_string_equal(c.redis_host, "h");
+	assert_int_equal(c.redis_db, 3);
+	assert_int_equal(c.redis_port, 6379);
+
+	c = redis_cfg();
+	assert_int_equal(config_parse_redis_url(&c, "redis://:x@h:1/15"), 0);
+	assert_string_equal(c.redis_password, "x");
+	assert_int_equal(c.redis_port, 1);
+	assert_int_equal(c.redis_db, 15);
+
+	c = redis_cfg();
+	assert_int_equal(config_parse_redis_url(&c, "redis://h:65535/"), 0);
+	assert_int_equal(c.redis_port, 65535);
+	assert_int_equal(c.redis_db, 0);
+}
+
+static void test_redis_url_bad(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"http://h",	     "redis:/h",	"rediss://h",	 "redis://",	    "redis://:pw@",
+		"redis://h:",	     "redis://h:0",	"redis://h:65536", "redis://h:abc", "redis://h:80x",
+		"redis://h:-1",	     "redis://h/16",	"redis://h/-1",	 "redis://h/x",	    "redis://h/1x",
+		"redis://h:6379/1/2", "redis://:6379",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct config c = redis_cfg();
+		if (config_parse_redis_url(&c, bad[i]) != -1)
+			fail_msg("accepted bad redis url \"%s\"", bad[i]);
+	}
+	/* A password that does not fit is refused rather than truncated. */
+	char url[400];
+	char pw[200];
+	memset(pw, 'p', sizeof(pw) - 1);
+	pw[sizeof(pw) - 1] = '\0';
+	snprintf(url, sizeof(url), "redis://:%s@h", pw);
+	struct config c = redis_cfg();
+	assert_int_equal(config_parse_redis_url(&c, url), -1);
+}
+
+static void test_origin_allowed(void **state)
+{
+	(void)state;
+	struct config c;
+	memset(&c, 0, sizeof(c));
+
+	c.cors_origins = "";
+	assert_false(config_origin_allowed(&c, "https://a.example"));
+	assert_false(config_origin_allowed(&c, NULL));
+
+	c.cors_origins = "https://a.example, https://b.example,https://c.example";
+	assert_true(config_origin_allowed(&c, "https://a.example"));
+	assert_true(config_origin_allowed(&c, "https://b.example"));
+	assert_true(config_origin_allowed(&c, "https://c.example"));
+	/* Case-insensitive. */
+	assert_true(config_origin_allowed(&c, "HTTPS://B.Example"));
+	/* No match: prefixes, extensions, other hosts, NULL. */
+	assert_false(config_origin_allowed(&c, "https://d.example"));
+	assert_false(config_origin_allowed(&c, "https://a.exampl"));
+	assert_false(config_origin_allowed(&c, "https://a.example.evil"));
+	assert_false(config_origin_allowed(&c, "https://a"));
+	assert_false(config_origin_allowed(&c, "http://a.example"));
+	assert_false(config_origin_allowed(&c, NULL));
+
+	c.cors_origins = "*";
+	assert_true(config_origin_allowed(&c, "https://anything.example"));
+	assert_false(config_origin_allowed(&c, NULL));
+
+	c.cors_origins = "https://a.example, *";
+	assert_true(config_origin_allowed(&c, "https://zzz.example"));
+
+	/* "*" is a wildcard only as a whole entry. */
+	c.cors_origins = "*.example, https://a.example";
+	assert_false(config_origin_allowed(&c, "https://x.example"));
+	assert_true(config_origin_allowed(&c, "*.example"));
+	/* A literal "*" inside an origin is not a wildcard. */
+	c.cors_origins = "https://*.example";
+	assert_false(config_origin_allowed(&c, "https://x.example"));
+	assert_true(config_origin_allowed(&c, "https://*.example"));
+
+	c.cors_origins = "  https://a.example  ,  ";
+	assert_true(config_origin_allowed(&c, "https://a.example"));
+	assert_false(config_origin_allowed(&c, "https://b.example"));
+}
+
+/* Regression (src/core/config.c config_origin_allowed): with a trailing ','
+ * or ' ' in CORS_ORIGINS the loop reaches the terminating NUL, computes a
+ * zero-length entry and compares it with strncasecmp(p, "", 0) == 0, so an
+ * empty Origin was reported as allowed. */
+static void test_origin_empty_string_not_allowed(void **state)
+{
+	(void)state;
+	/* An empty Origin header matches nothing in a list of real origins,
+	 * whatever separators the list happens to end with. */
+	struct config c;
+	memset(&c, 0, sizeof(c));
+	c.cors_origins = "https://a.example";
+	assert_false(config_origin_allowed(&c, ""));
+	c.cors_origins = "https://a.example,";
+	assert_false(config_origin_allowed(&c, ""));
+	c.cors_origins = "https://a.example ";
+	assert_false(config_origin_allowed(&c, ""));
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, clean_env, clean_env)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_defaults),
+		T(test_empty_values_mean_default),
+		T(test_values_are_read),
+		T(test_log_levels),
+		T(test_bad_values_fail_naming_variable),
+		T(test_boundaries_accepted),
+		T(test_error_message_truncated_safely),
+		T(test_redis_url_variants),
+		T(test_redis_url_bad),
+		T(test_origin_allowed),
+		T(test_origin_empty_string_not_allowed),
+	};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
