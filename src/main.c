@@ -16,6 +16,7 @@
 #include "api/idempotency.h"
 #include "auth/auth.h"
 #include "auth/session.h"
+#include "domain/trips.h"
 #include "domain/users.h"
 #include "http/ratelimit.h"
 #include "domain/cards.h"
@@ -54,6 +55,7 @@ static void register_statements(const struct config *cfg)
 	cards_register();
 	idempotency_register();
 	users_register_statements();
+	trips_register();
 }
 
 static int need_database(const struct config *cfg)

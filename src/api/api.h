@@ -69,4 +69,13 @@ void users_active_count(struct request *req, struct worker *w);
 void users_latest(struct request *req, struct worker *w);
 void users_set_role(struct request *req, struct worker *w);
 
+/* trips.c */
+extern struct cache_family family_trip, family_fares;
+void trips_start(struct request *req, struct worker *w);
+void trips_end(struct request *req, struct worker *w);
+void trip_get_one(struct request *req, struct worker *w);
+void trips_of_card(struct request *req, struct worker *w);
+void trips_of_user(struct request *req, struct worker *w);
+void fares_get(struct request *req, struct worker *w);
+
 #endif

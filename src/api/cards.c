@@ -67,7 +67,7 @@ void cards_create(struct request *req, struct worker *w)
 		}
 		user_id = req->auth->user_id;
 	}
-	if (idem_begin(&im, req, &w->primary))
+	if (idem_begin(&im, req, &w->primary, 0))
 		return;
 	if (card_create(&w->primary, &req->arena, user_id, reply(req, 201), &e)) {
 		idem_abort(&im);
@@ -139,7 +139,7 @@ void cards_recharge(struct request *req, struct worker *w)
 		reply_problem(req, &e);
 		return;
 	}
-	if (idem_begin(&im, req, &w->primary))
+	if (idem_begin(&im, req, &w->primary, 0))
 		return;
 	if (card_recharge(&w->primary, &req->arena, &rc, reply(req, 201), &e)) {
 		idem_abort(&im);

@@ -56,13 +56,22 @@ static void fail(struct request *req, struct api_error *e)
 	reply_problem(req, e);
 }
 
-int idem_begin(struct idem *im, struct request *req, struct pg *db)
+int idem_begin(struct idem *im, struct request *req, struct pg *db, int transaction)
 {
 	struct api_error e;
 	im->db = db;
 	im->key = NULL;
-	if (!req->idempotency_key)
+	im->tx = 0;
+	if (!req->idempotency_key) {
+		if (!transaction)
+			return 0;
+		if (pg_run(db, "BEGIN", &e)) {
+			fail(req, &e);
+			return 1;
+		}
+		im->tx = 1;
 		return 0;
+	}
 	if (!valid_key(req->idempotency_key)) {
 		api_fail_field(&e, "Idempotency-Key", "must be 1 to %d visible ASCII characters", KEY_MAX);
 		fail(req, &e);
@@ -92,6 +101,7 @@ int idem_begin(struct idem *im, struct request *req, struct pg *db)
 		fail(req, &e);
 		return 1;
 	}
+	im->tx = 1;
 	PGresult *r = pg_exec(db, &req->arena, &stmts[LOCK], 1, lock_v, &e);
 	if (!r)
 		goto failed;
@@ -126,15 +136,18 @@ failed:
 int idem_commit(struct idem *im, struct request *req)
 {
 	struct api_error e;
-	if (!im->key)
+	if (!im->tx)
 		return 0;
 	const char *v[] = { im->scope, im->key, im->hash, arena_printf(&req->arena, "%d", req->res.status),
 			    req->res.body.ptr };
-	if (!pg_exec(im->db, &req->arena, &stmts[SAVE], 5, v, &e) || pg_run(im->db, "COMMIT", &e)) {
+	if ((im->key && !pg_exec(im->db, &req->arena, &stmts[SAVE], 5, v, &e)) || pg_run(im->db, "COMMIT", &e)) {
 		idem_abort(im);
 		fail(req, &e);
 		return -1;
 	}
+	im->tx = 0;
+	if (!im->key)
+		return 0;
 	/* Expired records go now and then, off the hot path of most requests. */
 	if (randombytes_uniform(1000) == 0)
 		pg_exec(im->db, &req->arena, &stmts[EXPIRE], 0, NULL, &e);
@@ -144,6 +157,7 @@ int idem_commit(struct idem *im, struct request *req)
 void idem_abort(struct idem *im)
 {
 	struct api_error ignored;
-	if (im->key && im->db->conn)
+	if (im->tx && im->db->conn)
 		pg_run(im->db, "ROLLBACK", &ignored);
+	im->tx = 0;
 }

@@ -13,7 +13,7 @@
  * Records live 24 hours.
  *
  *   struct idem im;
- *   if (idem_begin(&im, req, db))
+ *   if (idem_begin(&im, req, db, 0))
  *           return;                 // answered: replay, 409, 422 or 503
  *   if (domain_call(db, ...)) {     // inside the transaction when a key was given
  *           idem_abort(&im);
@@ -30,13 +30,15 @@ struct idem {
 	const char *scope;
 	const char *key;  /* NULL: no Idempotency-Key, nothing to do */
 	const char *hash; /* of method, path and body */
+	int tx;           /* a transaction is open */
 };
 
 void idempotency_register(void);
 
-/* 0: go on (transaction open if a key was given); 1: req already answered. */
-int idem_begin(struct idem *im, struct request *req, struct pg *db);
-/* Records req->res (status and body) and commits. 0, or -1 with req answered 503. */
+/* 0: go on; 1: req already answered. A transaction is open when a key was
+ * given or when transaction is set (a multi-statement operation). */
+int idem_begin(struct idem *im, struct request *req, struct pg *db, int transaction);
+/* Records req->res (with a key) and commits. 0, or -1 with req answered 503. */
 int idem_commit(struct idem *im, struct request *req);
 /* Rolls back after a failure; no-op without a key. */
 void idem_abort(struct idem *im);

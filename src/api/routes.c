@@ -61,6 +61,14 @@ const struct route api_routes[] = {
 	{ HTTP_GET, V1 "/cards/{card_id}/transactions", card_transactions_get, 0, ROLE_ANY, NULL, "ledger, newest first" },
 	{ HTTP_POST, V1 "/cards/{card_id}/block", card_block, 0, ROLE_ANY, NULL, "block a card" },
 	{ HTTP_POST, V1 "/cards/{card_id}/unblock", card_unblock, 0, ROLE_STAFF, NULL, "unblock a card" },
+
+	/* trips and fares */
+	{ HTTP_POST, V1 "/trips/start", trips_start, ROUTE_JSON_BODY, ROLE_ANY, NULL, "tap in: board and pay" },
+	{ HTTP_POST, V1 "/trips/end", trips_end, ROUTE_JSON_BODY, ROLE_ANY, NULL, "tap out" },
+	{ HTTP_GET, V1 "/trips/{trip_id}", trip_get_one, 0, ROLE_ANY, &family_trip, "one trip" },
+	{ HTTP_GET, V1 "/trips/card/{card_id}", trips_of_card, 0, ROLE_ANY, NULL, "a card's trips, newest first" },
+	{ HTTP_GET, V1 "/trips/user/{user_id}", trips_of_user, 0, ROLE_ANY, NULL, "a user's trips, newest first" },
+	{ HTTP_GET, V1 "/fares", fares_get, 0, 0, &family_fares, "fare products and rules in force" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -1,0 +1,124 @@
+/* /api/v1/trips…: tap-in, tap-out, trip reads; /api/v1/fares. */
+#include "../core/json.h"
+#include "../domain/trips.h"
+#include "../http/cached.h"
+#include "../store/cache.h"
+#include "api.h"
+#include "idempotency.h"
+#include "params.h"
+#include "../core/banned.h"
+
+struct cache_family family_trip = { .label = "trip", .key = "trip:{}", .ttl_s = 60 };
+struct cache_family family_fares = { .label = "fares", .key = "fares", .ttl_s = 300, .near = 1 };
+
+/* A rider reaches only their own cards and trips. */
+static int64_t rider_of(const struct request *req)
+{
+	return req->auth && req->auth->role == ROLE_RIDER ? req->auth->user_id : 0;
+}
+
+/* A trip changed a card's balance and its trip list: drop what showed them. */
+static void invalidate_trip(struct request *req, struct worker *w, int64_t card_id, int64_t trip_id)
+{
+	const char *keys[] = {
+		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
+		arena_printf(&req->arena, "trip:%lld", (long long)trip_id),
+	};
+	cache_invalidate(&w->redis, &req->arena, keys, trip_id ? 2 : 1);
+}
+
+void trips_start(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	struct idem im;
+	struct tap_in t = { 0 };
+	if (json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &t.card_id, NULL, &e) ||
+	    json_get_int(req->json, "route_id", 1, 1, INT32_MAX, &t.route_id, NULL, &e) ||
+	    json_get_int(req->json, "boarding_station_id", 1, 1, INT32_MAX, &t.station_id, NULL, &e) ||
+	    json_get_int(req->json, "vehicle_id", 0, 1, INT32_MAX, &t.vehicle_id, NULL, &e)) {
+		reply_problem(req, &e);
+		return;
+	}
+	if (idem_begin(&im, req, &w->primary, 1))
+		return;
+	if (trip_start(&w->primary, &req->arena, &t, rider_of(req), reply(req, 201), &e)) {
+		idem_abort(&im);
+		reply_problem(req, &e);
+		return;
+	}
+	if (idem_commit(&im, req) == 0)
+		invalidate_trip(req, w, t.card_id, 0);
+}
+
+void trips_end(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	struct idem im;
+	int64_t trip_id, station_id, card_id;
+	if (json_get_int(req->json, "trip_id", 1, 1, INT64_MAX, &trip_id, NULL, &e) ||
+	    json_get_int(req->json, "disembarking_station_id", 1, 1, INT32_MAX, &station_id, NULL, &e)) {
+		reply_problem(req, &e);
+		return;
+	}
+	if (idem_begin(&im, req, &w->primary, 0))
+		return;
+	if (trip_end(&w->primary, &req->arena, trip_id, station_id, rider_of(req), reply(req, 200), &card_id, &e)) {
+		idem_abort(&im);
+		reply_problem(req, &e);
+		return;
+	}
+	if (idem_commit(&im, req) == 0)
+		invalidate_trip(req, w, card_id, trip_id);
+}
+
+/* The cached trip document is shared by all callers; a rider's access is
+ * checked against the database first (cheap, by primary key). */
+static int fill_trip(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return trip_get(&w->primary, &req->arena, req->ids[0], 0, out, err);
+}
+
+void trip_get_one(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	if (rider_of(req)) {
+		struct buf scratch = BUF_INIT;
+		int rc = trip_get(&w->primary, &req->arena, req->ids[0], rider_of(req), &scratch, &e);
+		buf_release(&scratch);
+		if (rc) {
+			reply_problem(req, &e);
+			return;
+		}
+	}
+	reply_cached(req, w, fill_trip);
+}
+
+static void trips_list(struct request *req, struct worker *w, int by_user)
+{
+	struct api_error e;
+	int64_t limit, cursor;
+	if (query_page(req, &limit, &cursor, &e) ||
+	    trips_page(&w->primary, &req->arena, by_user, req->ids[0], rider_of(req), cursor, limit, reply(req, 200),
+		       &e))
+		reply_problem(req, &e);
+}
+
+void trips_of_card(struct request *req, struct worker *w)
+{
+	trips_list(req, w, 0);
+}
+
+void trips_of_user(struct request *req, struct worker *w)
+{
+	trips_list(req, w, 1);
+}
+
+static int fill_fares(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return fares_current(worker_read_db(w), &req->arena, out, err);
+}
+
+void fares_get(struct request *req, struct worker *w)
+{
+	reply_cached(req, w, fill_fares);
+}
