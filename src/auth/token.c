@@ -145,12 +145,13 @@ out:
 	jwt_free(jwt);
 	if (rc != TOKEN_OK)
 		return rc;
-	char entry[64];
-	snprintf(entry, sizeof(entry), "j:%s", p->jti);
-	int revoked = revocation_has(entry);
-	snprintf(entry, sizeof(entry), "f:%s", p->fam);
-	revoked = revoked || revocation_has(entry);
-	if (revoked < 0)
+	char jti_entry[64], fam_entry[64];
+	snprintf(jti_entry, sizeof(jti_entry), "j:%s", p->jti);
+	snprintf(fam_entry, sizeof(fam_entry), "f:%s", p->fam);
+	int jti = revocation_has(jti_entry), fam = revocation_has(fam_entry);
+	if (jti == 1 || fam == 1)
+		return TOKEN_REVOKED;
+	if (jti < 0 || fam < 0)
 		return TOKEN_UNVERIFIABLE;
-	return revoked ? TOKEN_REVOKED : TOKEN_OK;
+	return TOKEN_OK;
 }

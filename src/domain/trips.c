@@ -18,7 +18,7 @@ static const struct sql_stmt stmts[] = {
 		" FROM (SELECT 1) one LEFT JOIN routes r ON r.route_id = $1 LEFT JOIN stations s ON s.station_id = $2" },
 	[PREVIOUS] = { "trip_previous",
 		"SELECT t.route_id, extract(epoch FROM t.journey_start)::bigint, t.journey_transfers,"
-		"  t.disembarking_time IS NULL, r.route_type"
+		"  t.disembarking_time IS NULL, r.route_type, t.journey_start"
 		" FROM trips t JOIN routes r USING (route_id) WHERE t.card_id = $1 ORDER BY t.trip_id DESC LIMIT 1" },
 	/* $1 this leg's route type, $2 the previous leg's (or NULL), $3 personalised card. */
 	[RULE] = { "trip_rule",
@@ -45,7 +45,7 @@ static const struct sql_stmt stmts[] = {
 		" c AS (UPDATE cards SET balance = $3, credit_trips_used = $4, last_used_date = now() WHERE card_id = $1),"
 		" t AS (INSERT INTO trips (trip_id, card_id, route_id, vehicle_id, boarding_station_id, fare_amount,"
 		"    is_transfer, on_credit, journey_start, journey_transfers, ledger_entry_id)"
-		"  SELECT ids.trip_id, $1, $5, $6, $7, $2, $8, $9, coalesce(to_timestamp($10::bigint), now()), $11,"
+		"  SELECT ids.trip_id, $1, $5, $6, $7, $2, $8, $9, coalesce($10::timestamptz, now()), $11,"
 		"    (SELECT entry_id FROM l) FROM ids RETURNING *)"
 		"SELECT json_build_object('trip_id', t.trip_id, 'card_id', t.card_id, 'route_id', t.route_id,"
 		"  'vehicle_id', t.vehicle_id, 'boarding_station_id', t.boarding_station_id,"
@@ -170,7 +170,7 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 		return -1;
 
 	struct fare_previous prev = { 0 };
-	const char *prev_type = NULL;
+	const char *prev_type = NULL, *prev_start = NULL;
 	r = pg_exec(db, a, &stmts[PREVIOUS], 1, card_v, err);
 	if (!r)
 		return -1;
@@ -183,6 +183,7 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 		prev.journey_start = atoll(PQgetvalue(r, 0, 1));
 		prev.journey_transfers = atoi(PQgetvalue(r, 0, 2));
 		prev_type = arena_strdup(a, PQgetvalue(r, 0, 4));
+		prev_start = arena_strdup(a, PQgetvalue(r, 0, 5));
 	}
 
 	const char *rule_v[] = { route_type, prev_type, card.personalized ? "true" : "false" };
@@ -210,7 +211,7 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 	const char *v[] = {
 		num(a, t->card_id), num(a, d.fare), num(a, d.new_balance), num(a, d.new_credit_trips),
 		num(a, t->route_id), vehicle, num(a, t->station_id), d.is_transfer ? "true" : "false",
-		d.on_credit ? "true" : "false", d.is_transfer ? num(a, d.journey_start) : NULL, num(a, d.journey_transfers),
+		d.on_credit ? "true" : "false", d.is_transfer ? prev_start : NULL, num(a, d.journey_transfers),
 	};
 	r = pg_exec(db, a, &stmts[CHARGE], 11, v, err);
 	if (!r) {

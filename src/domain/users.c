@@ -148,10 +148,15 @@ int user_set_role(struct pg *db, struct arena *a, int64_t user_id, enum role rol
 int user_ensure_account(struct pg *db, const char *email, const char *password, enum role role,
 			const char *first_name, const char *last_name, int only_if_no_password)
 {
-	char hash[128];
+	char hash[128], lower[256];
 	if (password_hash(password, hash))
 		return -1;
-	const char *v[] = { email, hash, role_name(role), first_name, last_name };
+	/* Emails are stored in lower case, as registration does. */
+	size_t n = 0;
+	for (; email[n] && n + 1 < sizeof(lower); n++)
+		lower[n] = (char)((email[n] >= 'A' && email[n] <= 'Z') ? email[n] + 32 : email[n]);
+	lower[n] = '\0';
+	const char *v[] = { lower, hash, role_name(role), first_name, last_name };
 	PGresult *r = PQexecParams(db->conn,
 		only_if_no_password
 			? "INSERT INTO users (email, password_hash, role, first_name, last_name)"

@@ -81,6 +81,7 @@ struct request {
 	int nids;
 	struct query_param *query;
 	int nquery;
+	const char *bad_query; /* a query parameter that cannot be accepted */
 	const char *request_id;
 	const char *trace_id;
 	const char *content_type;
@@ -92,6 +93,7 @@ struct request {
 	struct principal *auth;  /* the verified caller, NULL on public routes */
 	struct buf body;
 	int body_too_large;
+	int bad_path;            /* the raw path holds %00 */
 	json_t *json;         /* parsed body for ROUTE_JSON_BODY routes */
 	const char *cache_key;   /* Redis key when route->cache is set */
 	const char *cache_field; /* hash field of the variant, or NULL */

@@ -20,7 +20,7 @@
 #include "worker.h"
 #include "../core/banned.h"
 
-enum { REQ_READING, REQ_QUEUED, REQ_DONE };
+enum { REQ_NEW, REQ_READING, REQ_QUEUED, REQ_DONE };
 
 #define MAX_QUERY_PARAMS 32
 
@@ -29,7 +29,8 @@ static const struct route *routes;
 static size_t nroutes;
 static struct MHD_Daemon *daemon_;
 static int inflight;
-static int draining;
+static int draining; /* stopping: responses carry Connection: close */
+static int closing;  /* stopping, nothing in flight: new requests are dropped */
 
 int server_inflight(void)
 {
@@ -135,13 +136,31 @@ static int authorize(struct request *req)
 	return 0;
 }
 
-static struct request *request_new(struct MHD_Connection *conn, const char *url, const char *method)
+/* Called with the raw request target before libmicrohttpd decodes it; the
+ * request is born here so that what decoding hides can still be seen. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+	(void)cls;
 	struct request *req = xcalloc(1, sizeof(*req));
 	arena_init(&req->arena);
 	buf_init(&req->body);
 	buf_init(&req->res.body);
 	req->conn = conn;
+	req->start_ns = now_ns();
+	req->state = REQ_NEW;
+	/* %00 would end the decoded path early and name another resource. */
+	size_t plen = strcspn(uri, "?");
+	for (size_t i = 0; i + 2 < plen; i++)
+		if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+			req->bad_path = 1;
+	__atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
+	return req;
+}
+
+static void request_init(struct request *req, const char *url, const char *method)
+{
+	struct MHD_Connection *conn = req->conn;
+	req->state = REQ_READING;
 	req->start_ns = now_ns();
 	req->method = router_method_parse(method);
 	req->method_name = arena_strdup(&req->arena, method);
@@ -163,8 +182,6 @@ static struct request *request_new(struct MHD_Connection *conn, const char *url,
 	req->prefer = header(req, "Prefer");
 	req->origin = header(req, "Origin");
 	req->client = client_address(req);
-	__atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
-	return req;
 }
 
 static void request_free(struct request *req)
@@ -178,12 +195,18 @@ static void request_free(struct request *req)
 	__atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
 }
 
-static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+				     const char *value, size_t value_size)
 {
 	(void)kind;
 	struct request *req = cls;
 	if (req->nquery == MAX_QUERY_PARAMS)
 		return MHD_NO;
+	/* A NUL inside a name or value would cut it short without anyone noticing. */
+	if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+		req->bad_query = arena_strdup(&req->arena, key);
+		return MHD_NO;
+	}
 	if (request_query(req, key))
 		return MHD_YES; /* the first occurrence wins */
 	req->query[req->nquery].name = arena_strdup(&req->arena, key);
@@ -269,6 +292,10 @@ static void dispatch(struct request *req)
 	unsigned allow = 0;
 	char bad[64];
 	req->state = REQ_DONE;
+	if (req->bad_path) {
+		fail(req, "bad-request", "%s", "the path contains an encoded NUL (%00)");
+		return;
+	}
 	if (!req->method) {
 		fail(req, "method-not-allowed", "method %s is not supported", req->method_name);
 		return;
@@ -304,7 +331,12 @@ static void dispatch(struct request *req)
 		return;
 	}
 	req->query = arena_alloc(&req->arena, MAX_QUERY_PARAMS * sizeof(*req->query));
-	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+	if (req->bad_query) {
+		api_fail_field(&e, req->bad_query, "must not contain a NUL character");
+		reply_problem(req, &e);
+		return;
+	}
 
 	if (req->route->flags & ROUTE_JSON_BODY) {
 		if (!is_json_media_type(req->content_type)) {
@@ -370,9 +402,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)cls;
 	(void)version;
 	struct request *req = *con_cls;
-	if (!req) {
-		req = request_new(conn, url, method);
-		*con_cls = req;
+	if (req->state == REQ_NEW) {
+		request_init(req, url, method);
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		int64_t declared;
 		if (cl && parse_int64(cl, 0, INT64_MAX, &declared) == 0 && (uint64_t)declared > cfg->max_body_bytes) {
@@ -395,6 +426,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (req->state == REQ_READING && __atomic_load_n(&closing, __ATOMIC_ACQUIRE))
+		return MHD_NO; /* closes the connection unanswered: the client may retry */
 	if (req->state == REQ_READING)
 		dispatch(req);
 	if (req->state == REQ_DONE)
@@ -420,8 +453,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		log_str(&line, "request_id", req->request_id);
 		if (req->trace_id)
 			log_str(&line, "trace_id", req->trace_id);
-		log_str(&line, "method", req->method_name);
-		log_str(&line, "path", req->path);
+		log_str(&line, "method", req->method_name ? req->method_name : "");
+		log_str(&line, "path", req->path ? req->path : "");
 		log_int(&line, "status", status);
 		log_int(&line, "duration_us", (int64_t)us);
 		log_int(&line, "bytes", (int64_t)req->res.body.len);
@@ -475,6 +508,7 @@ int server_start(const struct config *c, const struct route *table, size_t n)
 				   MHD_OPTION_SOCK_ADDR, addr,
 				   MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->io_threads,
 				   MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				   MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
 				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 				   MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
 				   MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
@@ -499,6 +533,11 @@ void server_stop(int timeout_s)
 	/* Suspended connections must be resumed before MHD_stop_daemon, so wait
 	 * until every accepted request has been answered and sent. */
 	uint64_t deadline = now_ns() + (uint64_t)timeout_s * 1000000000u;
+	while (server_inflight() > 0 && now_ns() < deadline)
+		usleep(10 * 1000);
+	/* A request may have arrived on a kept-alive connection meanwhile: from
+	 * now on new ones are dropped, and the last ones are let finish. */
+	__atomic_store_n(&closing, 1, __ATOMIC_RELEASE);
 	while (server_inflight() > 0 && now_ns() < deadline)
 		usleep(10 * 1000);
 	int left = server_inflight();

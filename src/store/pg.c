@@ -1,5 +1,6 @@
 #include "pg.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,8 +53,23 @@ static int unavailable(struct pg *pg, struct api_error *err, const char *what)
 	return -1;
 }
 
+/* An idle connection has nothing to read unless the server has closed it
+ * (a restart sends a FATAL message, then EOF): such a connection is replaced
+ * before use, so a restart of PostgreSQL costs no failed request. Only when
+ * idle: inside a transaction a lost connection must fail the request. */
+static void drop_if_closed(struct pg *pg)
+{
+	if (!pg->conn || PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+		return;
+	/* Nothing is LISTENed for, so anything readable is the server's goodbye. */
+	struct pollfd p = { PQsocket(pg->conn), POLLIN, 0 };
+	if (p.fd >= 0 && poll(&p, 1, 0) == 1)
+		pg_close(pg);
+}
+
 int pg_connect(struct pg *pg, struct api_error *err)
 {
+	drop_if_closed(pg);
 	if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
 		return 0;
 	pg_close(pg);
