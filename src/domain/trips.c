@@ -34,7 +34,7 @@ static const struct sql_stmt stmts[] = {
 		" WHERE lr.route_type = $1" },
 	[VEHICLE_ANY] = { "trip_vehicle_any",
 		"SELECT vehicle_id FROM vehicles WHERE route_id = $1 AND is_active ORDER BY random() LIMIT 1" },
-	[VEHICLE_CHECK] = { "trip_vehicle_check", "SELECT 1 FROM vehicles WHERE vehicle_id = $1 AND is_active" },
+	[VEHICLE_CHECK] = { "trip_vehicle_check", "SELECT 1 FROM vehicles WHERE vehicle_id = $1 AND route_id = $2 AND is_active" },
 	/* One statement: fare ledger row (when there is a fare), card, trip. The
 	 * card row is locked by this transaction, so the absolute balance is safe. */
 	[CHARGE] = { "trip_charge",
@@ -133,12 +133,13 @@ static int pick_vehicle(struct pg *db, struct arena *a, const struct tap_in *t, 
 {
 	*vehicle = NULL;
 	if (t->vehicle_id) {
-		const char *v[] = { num(a, t->vehicle_id) };
-		PGresult *r = pg_exec(db, a, &stmts[VEHICLE_CHECK], 1, v, err);
+		const char *v[] = { num(a, t->vehicle_id), num(a, t->route_id) };
+		PGresult *r = pg_exec(db, a, &stmts[VEHICLE_CHECK], 2, v, err);
 		if (!r)
 			return -1;
 		if (PQntuples(r) == 0)
-			return api_fail_field(err, "vehicle_id", "is not an active vehicle");
+			return api_fail_field(err, "vehicle_id", "is not an active vehicle of route %lld",
+					      (long long)t->route_id);
 		*vehicle = v[0];
 		return 0;
 	}

@@ -51,7 +51,8 @@ class Server:
                   "RATE_LIMIT_PER_MINUTE": "10000000", "LOGIN_RATE_PER_ADDRESS": "100000",
                   "LOGIN_RATE_PER_EMAIL": "100000"})
         e.update({k: str(v) for k, v in env.items()})
-        self.log_path = os.path.join(ROOT, ".run", "test", f"server-{self.port}.log")
+        self.log_path = os.path.join(os.environ.get("TEST_RUN_DIR", os.path.join(ROOT, ".run", "test")),
+                                     f"server-{self.port}.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([BIN, "serve"], cwd=ROOT, env=e, stdout=self.log, stderr=self.log)
         deadline = time.time() + 20
@@ -159,9 +160,19 @@ def redis_cli(*args):
     return out.stdout.strip()
 
 
-def flush_cache():
-    """Empties Redis and waits out the servers' near-caches."""
-    redis_cli("FLUSHDB")
+NETWORK_CACHE_KEYS = ("transitd:localities", "transitd:stations", "transitd:station:*",
+                      "transitd:routes", "transitd:route:*")
+
+
+def flush_cache(patterns=NETWORK_CACHE_KEYS):
+    """Drops the cached network reads from Redis (only those: Redis holds other
+    state, such as tokens and rate-limit counters) and waits out the servers'
+    near-caches."""
+    keys = []
+    for p in patterns:
+        keys += redis_cli("--scan", "--pattern", p).split()
+    if keys:
+        redis_cli("UNLINK", *keys)
     time.sleep(NEAR_CACHE_S)
 
 
