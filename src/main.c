@@ -19,6 +19,7 @@
 #include "domain/trips.h"
 #include "domain/users.h"
 #include "http/ratelimit.h"
+#include "domain/analytics.h"
 #include "domain/cards.h"
 #include "domain/network.h"
 #include "http/cached.h"
@@ -56,6 +57,7 @@ static void register_statements(const struct config *cfg)
 	idempotency_register();
 	users_register_statements();
 	trips_register();
+	analytics_register();
 }
 
 static int need_database(const struct config *cfg)

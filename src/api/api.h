@@ -64,8 +64,6 @@ void auth_logout(struct request *req, struct worker *w);
 /* users.c */
 void users_me(struct request *req, struct worker *w);
 void users_list(struct request *req, struct worker *w);
-void users_count(struct request *req, struct worker *w);
-void users_active_count(struct request *req, struct worker *w);
 void users_latest(struct request *req, struct worker *w);
 void users_set_role(struct request *req, struct worker *w);
 
@@ -77,5 +75,22 @@ void trip_get_one(struct request *req, struct worker *w);
 void trips_of_card(struct request *req, struct worker *w);
 void trips_of_user(struct request *req, struct worker *w);
 void fares_get(struct request *req, struct worker *w);
+
+/* analytics.c */
+extern struct cache_family family_trips_total, family_trips_localities, family_revenue, family_revenue_localities,
+	family_users_active, family_users_count, family_top_destinations;
+void analytics_trips_total_get(struct request *req, struct worker *w);
+void analytics_trips_localities_get(struct request *req, struct worker *w);
+void analytics_revenue_get(struct request *req, struct worker *w);
+void analytics_revenue_localities_get(struct request *req, struct worker *w);
+void analytics_top_destinations_get(struct request *req, struct worker *w);
+void users_count(struct request *req, struct worker *w);
+void users_active_count(struct request *req, struct worker *w);
+void cache_stats_get(struct request *req, struct worker *w);
+void cache_clear_post(struct request *req, struct worker *w);
+
+/* Keys every trip write makes stale (without prefix). */
+extern const char *const analytics_trip_keys[];
+extern const size_t analytics_trip_keys_count;
 
 #endif

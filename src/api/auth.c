@@ -8,6 +8,7 @@
 #include "../domain/users.h"
 #include "../http/ratelimit.h"
 #include "../http/worker.h"
+#include "../store/cache.h"
 #include "api.h"
 #include "../core/banned.h"
 
@@ -63,6 +64,8 @@ void auth_register(struct request *req, struct worker *w)
 	u.password_hash = hash;
 	if (user_create(&w->primary, &req->arena, &u, reply(req, 201), &e))
 		goto fail;
+	const char *keys[] = { "analytics:users:count" };
+	cache_invalidate(&w->redis, &req->arena, keys, 1);
 	return;
 fail:
 	reply_problem(req, &e);

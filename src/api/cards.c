@@ -15,12 +15,13 @@ struct cache_family family_card_balance = { .label = "card_balance", .key = "car
 struct cache_family family_card_history = { .label = "card_history", .key = "card:{}:history", .ttl_s = 60,
 					    .query = page_query };
 
-/* After a committed balance change: the card's cached reads go everywhere. */
-static void invalidate_card(struct request *req, struct worker *w, int64_t card_id)
+/* After a committed change: exactly the cached reads that showed the card.
+ * A status change also changes who counts as an active user. */
+static void invalidate_card(struct request *req, struct worker *w, int64_t card_id, int status_changed)
 {
 	const char *keys[] = {
 		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
-		arena_printf(&req->arena, "card:%lld:history", (long long)card_id),
+		status_changed ? "analytics:users:active" : arena_printf(&req->arena, "card:%lld:history", (long long)card_id),
 	};
 	cache_invalidate(&w->redis, &req->arena, keys, 2);
 }
@@ -147,7 +148,7 @@ void cards_recharge(struct request *req, struct worker *w)
 		return;
 	}
 	if (idem_commit(&im, req) == 0)
-		invalidate_card(req, w, rc.card_id);
+		invalidate_card(req, w, rc.card_id, 0);
 }
 
 static void set_status(struct request *req, struct worker *w, const char *status)
@@ -159,7 +160,7 @@ static void set_status(struct request *req, struct worker *w, const char *status
 		reply_problem(req, &e);
 		return;
 	}
-	invalidate_card(req, w, req->ids[0]);
+	invalidate_card(req, w, req->ids[0], 1);
 }
 
 void card_block(struct request *req, struct worker *w)

@@ -46,9 +46,9 @@ const struct route api_routes[] = {
 	{ HTTP_POST, V1 "/auth/logout", auth_logout, 0, ROLE_ANY, NULL, "revoke this login's tokens" },
 	{ HTTP_GET, V1 "/users/me", users_me, 0, ROLE_ANY, NULL, "the caller and their cards" },
 	{ HTTP_GET, V1 "/users", users_list, 0, ROLE_ADMIN, NULL, "users, paged" },
-	{ HTTP_GET, V1 "/users/count", users_count, 0, 0, NULL, "number of users" },
-	{ HTTP_GET, V1 "/users/active/count", users_active_count, 0, 0, NULL, "riders who travelled in 30 days" },
-	{ HTTP_GET, V1 "/analytics/users/active", users_active_count, 0, 0, NULL, "riders who travelled in 30 days" },
+	{ HTTP_GET, V1 "/users/count", users_count, 0, 0, &family_users_count, "number of users" },
+	{ HTTP_GET, V1 "/users/active/count", users_active_count, 0, 0, &family_users_active,
+	  "riders who travelled in 30 days (alias)" },
 	{ HTTP_GET, V1 "/users/latest", users_latest, 0, ROLE_ADMIN, NULL, "the newest user" },
 	{ HTTP_PATCH, V1 "/users/{user_id}", users_set_role, ROUTE_JSON_BODY, ROLE_ADMIN, NULL, "change a role" },
 
@@ -69,6 +69,26 @@ const struct route api_routes[] = {
 	{ HTTP_GET, V1 "/trips/card/{card_id}", trips_of_card, 0, ROLE_ANY, NULL, "a card's trips, newest first" },
 	{ HTTP_GET, V1 "/trips/user/{user_id}", trips_of_user, 0, ROLE_ANY, NULL, "a user's trips, newest first" },
 	{ HTTP_GET, V1 "/fares", fares_get, 0, 0, &family_fares, "fare products and rules in force" },
+
+	/* analytics (and the earlier API's paths) */
+	{ HTTP_GET, V1 "/analytics/trips/total", analytics_trips_total_get, 0, 0, &family_trips_total, "trip totals" },
+	{ HTTP_GET, V1 "/trips/total", analytics_trips_total_get, 0, 0, &family_trips_total, "trip totals (alias)" },
+	{ HTTP_GET, V1 "/analytics/trips/localities", analytics_trips_localities_get, 0, 0, &family_trips_localities,
+	  "trip totals per locality" },
+	{ HTTP_GET, V1 "/trips/total/localities", analytics_trips_localities_get, 0, 0, &family_trips_localities,
+	  "trip totals per locality (alias)" },
+	{ HTTP_GET, V1 "/analytics/revenue", analytics_revenue_get, 0, 0, &family_revenue, "fare revenue" },
+	{ HTTP_GET, V1 "/finance/revenue", analytics_revenue_get, 0, 0, &family_revenue, "fare revenue (alias)" },
+	{ HTTP_GET, V1 "/analytics/revenue/localities", analytics_revenue_localities_get, 0, 0,
+	  &family_revenue_localities, "fare revenue per locality" },
+	{ HTTP_GET, V1 "/finance/revenue/localities", analytics_revenue_localities_get, 0, 0,
+	  &family_revenue_localities, "fare revenue per locality (alias)" },
+	{ HTTP_GET, V1 "/analytics/users/active", users_active_count, 0, 0, &family_users_active,
+	  "riders who travelled in 30 days" },
+	{ HTTP_GET, V1 "/analytics/stations/{station_id}/top-destinations", analytics_top_destinations_get, 0, 0,
+	  &family_top_destinations, "where riders boarding here go" },
+	{ HTTP_GET, V1 "/cache/stats", cache_stats_get, 0, ROLE_ADMIN, NULL, "cache hits, misses, memory" },
+	{ HTTP_POST, V1 "/cache/clear", cache_clear_post, 0, ROLE_ADMIN, NULL, "empty every cache" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

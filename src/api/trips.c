@@ -17,14 +17,21 @@ static int64_t rider_of(const struct request *req)
 	return req->auth && req->auth->role == ROLE_RIDER ? req->auth->user_id : 0;
 }
 
-/* A trip changed a card's balance and its trip list: drop what showed them. */
-static void invalidate_trip(struct request *req, struct worker *w, int64_t card_id, int64_t trip_id)
+/* A trip write makes stale: the card's balance, the trip, the analytics,
+ * and (at tap-out) the boarding station's top destinations. */
+static void invalidate_trip(struct request *req, struct worker *w, int64_t card_id, int64_t trip_id,
+			    int64_t boarding_station_id)
 {
-	const char *keys[] = {
-		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
-		arena_printf(&req->arena, "trip:%lld", (long long)trip_id),
-	};
-	cache_invalidate(&w->redis, &req->arena, keys, trip_id ? 2 : 1);
+	const char *keys[16];
+	size_t n = 0;
+	keys[n++] = arena_printf(&req->arena, "card:%lld:balance", (long long)card_id);
+	if (trip_id)
+		keys[n++] = arena_printf(&req->arena, "trip:%lld", (long long)trip_id);
+	if (boarding_station_id)
+		keys[n++] = arena_printf(&req->arena, "station:%lld:top-destinations", (long long)boarding_station_id);
+	for (size_t i = 0; i < analytics_trip_keys_count; i++)
+		keys[n++] = analytics_trip_keys[i];
+	cache_invalidate(&w->redis, &req->arena, keys, n);
 }
 
 void trips_start(struct request *req, struct worker *w)
@@ -47,14 +54,14 @@ void trips_start(struct request *req, struct worker *w)
 		return;
 	}
 	if (idem_commit(&im, req) == 0)
-		invalidate_trip(req, w, t.card_id, 0);
+		invalidate_trip(req, w, t.card_id, 0, 0);
 }
 
 void trips_end(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	struct idem im;
-	int64_t trip_id, station_id, card_id;
+	int64_t trip_id, station_id, card_id, boarding_id;
 	if (json_get_int(req->json, "trip_id", 1, 1, INT64_MAX, &trip_id, NULL, &e) ||
 	    json_get_int(req->json, "disembarking_station_id", 1, 1, INT32_MAX, &station_id, NULL, &e)) {
 		reply_problem(req, &e);
@@ -62,13 +69,13 @@ void trips_end(struct request *req, struct worker *w)
 	}
 	if (idem_begin(&im, req, &w->primary, 0))
 		return;
-	if (trip_end(&w->primary, &req->arena, trip_id, station_id, rider_of(req), reply(req, 200), &card_id, &e)) {
+	if (trip_end(&w->primary, &req->arena, trip_id, station_id, rider_of(req), reply(req, 200), &card_id, &boarding_id, &e)) {
 		idem_abort(&im);
 		reply_problem(req, &e);
 		return;
 	}
 	if (idem_commit(&im, req) == 0)
-		invalidate_trip(req, w, card_id, trip_id);
+		invalidate_trip(req, w, card_id, trip_id, boarding_id);
 }
 
 /* The cached trip document is shared by all callers; a rider's access is

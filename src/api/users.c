@@ -22,20 +22,6 @@ void users_list(struct request *req, struct worker *w)
 		reply_problem(req, &e);
 }
 
-void users_count(struct request *req, struct worker *w)
-{
-	struct api_error e;
-	if (users_total(worker_read_db(w), &req->arena, reply(req, 200), &e))
-		reply_problem(req, &e);
-}
-
-void users_active_count(struct request *req, struct worker *w)
-{
-	struct api_error e;
-	if (users_active_total(worker_read_db(w), &req->arena, reply(req, 200), &e))
-		reply_problem(req, &e);
-}
-
 void users_latest(struct request *req, struct worker *w)
 {
 	struct api_error e;

@@ -52,7 +52,8 @@ static const struct sql_stmt stmts[] = {
 		"  'boarding_time', rfc3339(t.boarding_time), 'fare_amount', t.fare_amount, 'is_transfer', t.is_transfer,"
 		"  'on_credit', t.on_credit, 'status', 'in_progress', 'remaining_balance', $3::bigint)::text FROM t" },
 	[OPEN_TRIP] = { "trip_open",
-		"SELECT t.card_id, EXISTS (SELECT 1 FROM route_stops rs WHERE rs.route_id = t.route_id AND rs.station_id = $2)"
+		"SELECT t.card_id, EXISTS (SELECT 1 FROM route_stops rs WHERE rs.route_id = t.route_id AND rs.station_id = $2),"
+		"  t.boarding_station_id"
 		" FROM trips t JOIN cards c USING (card_id)"
 		" WHERE t.trip_id = $1 AND t.disembarking_time IS NULL AND ($3::bigint = 0 OR c.user_id = $3)" },
 	[CLOSE] = { "trip_close",
@@ -226,7 +227,7 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 }
 
 int trip_end(struct pg *db, struct arena *a, int64_t trip_id, int64_t station_id, int64_t rider_id,
-	     struct buf *out, int64_t *card_id, struct api_error *err)
+	     struct buf *out, int64_t *card_id, int64_t *boarding_id, struct api_error *err)
 {
 	const char *v[] = { num(a, trip_id), num(a, station_id), num(a, rider_id) };
 	PGresult *r = pg_exec(db, a, &stmts[OPEN_TRIP], 3, v, err);
@@ -237,6 +238,7 @@ int trip_end(struct pg *db, struct arena *a, int64_t trip_id, int64_t station_id
 	if (!truth(r, 0, 1))
 		return api_fail_field(err, "disembarking_station_id", "is not a stop of this trip's route");
 	*card_id = atoll(PQgetvalue(r, 0, 0));
+	*boarding_id = atoll(PQgetvalue(r, 0, 2));
 	r = pg_exec(db, a, &stmts[CLOSE], 2, v, err);
 	if (!r)
 		return -1;

@@ -24,9 +24,10 @@ struct tap_in {
 /* 201 document into out. 402 insufficient-balance, 409 active-trip or card-blocked, 404, 422. */
 int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t rider_id, struct buf *out,
 	       struct api_error *err);
-/* 200 document; *card_id receives the trip's card. 404 when no open trip has this id. */
+/* 200 document; *card_id and *boarding_id receive the trip's card and
+ * boarding station. 404 when no open trip has this id. */
 int trip_end(struct pg *db, struct arena *a, int64_t trip_id, int64_t station_id, int64_t rider_id,
-	     struct buf *out, int64_t *card_id, struct api_error *err);
+	     struct buf *out, int64_t *card_id, int64_t *boarding_id, struct api_error *err);
 
 int trip_get(struct pg *db, struct arena *a, int64_t trip_id, int64_t rider_id, struct buf *out,
 	     struct api_error *err);

@@ -1,9 +1,13 @@
 #include "cached.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../store/cache.h"
 #include "../store/nearcache.h"
+#include "../core/xalloc.h"
 #include "../core/banned.h"
 
 static unsigned near_ms = 1000;
@@ -39,9 +43,88 @@ static void redis_fill(struct request *req, struct worker *w, const struct buf *
 		redis_command(&w->redis, &req->arena, "EXPIRE %s %d NX", req->cache_key, f->ttl_s);
 }
 
+/*
+ * Single flight: while one worker fills a missing key, the others asking for
+ * it wait for that result instead of running the same query. A flight is
+ * shared by its leader and waiters and freed by the last one to leave.
+ */
+struct flight {
+	struct flight *next;
+	char *key;
+	int done, refs, status;
+	char *body;
+	size_t len;
+};
+
+static pthread_mutex_t flights_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flights_done = PTHREAD_COND_INITIALIZER;
+static struct flight *flights;
+
+#define FLIGHT_WAIT_S 5
+
+static void flight_unref(struct flight *f)
+{
+	if (--f->refs)
+		return;
+	free(f->key);
+	free(f->body);
+	free(f);
+}
+
+/* Joins the flight for key: returns 1 with the leader's answer copied into
+ * req, or 0 when the caller is the leader (*out set) or waited in vain. */
+static int flight_join(struct request *req, const char *key, struct flight **out)
+{
+	*out = NULL;
+	pthread_mutex_lock(&flights_lock);
+	struct flight *f = flights;
+	while (f && strcmp(f->key, key))
+		f = f->next;
+	if (!f) {
+		f = xcalloc(1, sizeof(*f));
+		f->key = xstrdup(key);
+		f->refs = 1;
+		f->next = flights;
+		flights = f;
+		pthread_mutex_unlock(&flights_lock);
+		*out = f;
+		return 0;
+	}
+	f->refs++;
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += FLIGHT_WAIT_S;
+	while (!f->done && pthread_cond_timedwait(&flights_done, &flights_lock, &deadline) == 0)
+		;
+	int shared = f->done && f->status == 200;
+	if (shared)
+		reply_json(req, 200, f->body, f->len);
+	flight_unref(f);
+	pthread_mutex_unlock(&flights_lock);
+	return shared;
+}
+
+static void flight_land(struct flight *f, int status, const struct buf *body)
+{
+	pthread_mutex_lock(&flights_lock);
+	struct flight **pp = &flights;
+	while (*pp != f)
+		pp = &(*pp)->next;
+	*pp = f->next;
+	f->done = 1;
+	f->status = status;
+	if (status == 200) {
+		f->body = xstrndup(body->ptr, body->len);
+		f->len = body->len;
+	}
+	pthread_cond_broadcast(&flights_done);
+	flight_unref(f);
+	pthread_mutex_unlock(&flights_lock);
+}
+
 void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 {
-	const struct cache_family *f = req->route->cache;
+	struct cache_family *f = req->route->cache;
 	int redis_up = 0;
 	struct api_error err;
 
@@ -56,11 +139,21 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 			return;
 		}
 	}
-	struct buf *out = reply(req, 200);
-	if (fill(req, w, out, &err)) {
-		reply_problem(req, &err);
+	struct flight *flight = NULL;
+	const char *flight_key = req->near_key ? req->near_key : req->cache_key;
+	if (flight_key && flight_join(req, flight_key, &flight)) {
+		req->res.x_cache = redis_up ? "MISS" : "BYPASS";
 		return;
 	}
+	__atomic_add_fetch(&f->fills, 1, __ATOMIC_RELAXED);
+	struct buf *out = reply(req, 200);
+	int rc = fill(req, w, out, &err);
+	if (rc)
+		reply_problem(req, &err);
+	if (flight)
+		flight_land(flight, req->res.status, out);
+	if (rc)
+		return;
 	req->res.x_cache = redis_up ? "MISS" : "BYPASS";
 	/* Without Redis no invalidation can reach this instance: keep nothing. */
 	if (!req->cache_key || !redis_up)

@@ -37,6 +37,10 @@ struct pg *worker_read_db(struct worker *w)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct api_error ignored;
+	/* Connect and prepare before the first request needs it; a failure here
+	 * is retried by that request. */
+	pg_connect(&w->primary, &ignored);
 	for (;;) {
 		pthread_mutex_lock(&q.lock);
 		while (!q.len && !q.stopping)

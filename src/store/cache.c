@@ -84,11 +84,66 @@ static void drop_local(const char *key)
 
 void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n)
 {
+	if (!n)
+		return;
+	/* One UNLINK for all keys, one message naming them all: two round trips. */
+	const char **argv = arena_alloc(a, (n + 1) * sizeof(*argv));
+	size_t *lens = arena_alloc(a, (n + 1) * sizeof(*lens));
+	struct buf msg = BUF_INIT;
+	argv[0] = "UNLINK";
+	lens[0] = 6;
 	for (size_t i = 0; i < n; i++) {
-		const char *k = arena_printf(a, "%s%s", cache_prefix(), keys[i]);
-		drop_local(k);
-		redis_command(r, a, "UNLINK %s", k);
-		redis_command(r, a, "PUBLISH %s %s", channel, k);
+		argv[i + 1] = arena_printf(a, "%s%s", cache_prefix(), keys[i]);
+		lens[i + 1] = strlen(argv[i + 1]);
+		drop_local(argv[i + 1]);
+		if (i)
+			buf_addch(&msg, '\n');
+		buf_add(&msg, argv[i + 1], lens[i + 1]);
+	}
+	redis_commandv(r, a, (int)n + 1, argv, lens);
+	redis_command(r, a, "PUBLISH %s %b", channel, msg.ptr, msg.len);
+	buf_release(&msg);
+}
+
+void cache_clear_all(struct redis *r, struct arena *a)
+{
+	const char *pattern = arena_printf(a, "%s*", cache_prefix());
+	const char *cursor = "0";
+	do {
+		redisReply *rep = redis_command(r, a, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+			break;
+		cursor = arena_strdup(a, rep->element[0]->str);
+		redisReply *list = rep->element[1];
+		for (size_t j = 0; j < list->elements; j++) {
+			const char *k = list->element[j]->str;
+			/* Sessions, revocations and rate counters are not cache. */
+			if (strstr(k, ":rt:") || strstr(k, ":famrevoked:") || strstr(k, ":rl:") ||
+			    !strcmp(k + strlen(cache_prefix()), "revoked"))
+				continue;
+			redis_command(r, a, "UNLINK %s", k);
+		}
+	} while (strcmp(cursor, "0"));
+	nearcache_clear();
+	redis_command(r, a, "PUBLISH %s *", channel);
+}
+
+/* Handles one invalidation message: keys separated by newlines, or "*". */
+static void apply_invalidation(const char *msg)
+{
+	if (!strcmp(msg, "*")) {
+		nearcache_clear();
+		return;
+	}
+	char key[CACHE_KEY_MAX + 80];
+	while (*msg) {
+		size_t n = strcspn(msg, "\n");
+		if (n < sizeof(key)) {
+			memcpy(key, msg, n);
+			key[n] = '\0';
+			drop_local(key);
+		}
+		msg += n + (msg[n] == '\n');
 	}
 }
 
@@ -146,7 +201,7 @@ static void *subscriber_main(void *arg)
 					if (listener)
 						listener->message(msg);
 				} else {
-					drop_local(msg);
+					apply_invalidation(msg);
 				}
 			}
 			freeReplyObject(rep);

@@ -29,6 +29,7 @@ struct cache_family {
 	const char *const *query; /* NULL-terminated parameter names, or NULL */
 	int near;                 /* may the near-cache hold it */
 	unsigned long hits, misses, bypasses; /* atomics */
+	unsigned long fills;                  /* reads that went to PostgreSQL */
 };
 
 void cache_configure(const struct config *cfg);
@@ -47,6 +48,9 @@ const char *cache_field(struct arena *a, const char *const *values, int nvalues)
 void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n);
 
 void cache_count(struct cache_family *f, const char *x_cache);
+
+/* Deletes every key under CACHE_PREFIX and empties every near-cache. */
+void cache_clear_all(struct redis *r, struct arena *a);
 
 /* Other users of the channel (revocations): messages starting with '!'. */
 struct cache_listener {

@@ -1,0 +1,81 @@
+#include "analytics.h"
+
+#include "../core/banned.h"
+
+enum { TOTAL, LOCALITIES, REVENUE, REVENUE_LOCALITIES, TOP_DESTINATIONS };
+
+static const struct sql_stmt stmts[] = {
+	[TOTAL] = { "analytics_trips_total",
+		"SELECT json_build_object('total_trips', coalesce(sum(total_trips), 0),"
+		"  'completed_trips', coalesce(sum(completed_trips), 0),"
+		"  'active_trips', coalesce(sum(total_trips - completed_trips), 0),"
+		"  'total_revenue', coalesce(sum(total_revenue), 0))::text FROM trip_stats" },
+	[LOCALITIES] = { "analytics_trips_localities",
+		"SELECT json_build_object('localities', json_agg(json_build_object('locality', l.name,"
+		"  'locality_id', l.locality_id, 'total_trips', s.total, 'completed_trips', s.completed,"
+		"  'active_trips', s.total - s.completed, 'total_revenue', s.revenue) ORDER BY l.locality_id))::text"
+		" FROM localities l JOIN (SELECT locality_id, sum(total_trips) AS total, sum(completed_trips) AS completed,"
+		"  sum(total_revenue) AS revenue FROM trip_stats GROUP BY locality_id) s USING (locality_id)" },
+	[REVENUE] = { "analytics_revenue",
+		"SELECT json_build_object('total_revenue', coalesce(sum(total_revenue), 0), 'currency', 'COP')::text"
+		" FROM trip_stats" },
+	[REVENUE_LOCALITIES] = { "analytics_revenue_localities",
+		"SELECT json_build_object('data', json_agg(json_build_object('locality', l.name,"
+		"  'locality_id', l.locality_id, 'total_revenue', s.revenue) ORDER BY s.revenue DESC, l.locality_id),"
+		"  'currency', 'COP')::text"
+		" FROM localities l JOIN (SELECT locality_id, sum(total_revenue) AS revenue FROM trip_stats"
+		"  GROUP BY locality_id) s USING (locality_id)" },
+	[TOP_DESTINATIONS] = { "analytics_top_destinations",
+		"SELECT json_build_object('station_id', st.station_id, 'destinations', coalesce((SELECT json_agg("
+		"  json_build_object('station_id', d.station_id, 'name', d.name, 'trip_count', d.n)"
+		"  ORDER BY d.n DESC, d.station_id) FROM (SELECT s.station_id, s.name, t.n FROM ("
+		"    SELECT disembarking_station_id, count(*) AS n FROM trips"
+		"    WHERE boarding_station_id = st.station_id AND disembarking_station_id IS NOT NULL"
+		"    GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10) t"
+		"    JOIN stations s ON s.station_id = t.disembarking_station_id) d), '[]'))::text"
+		" FROM stations st WHERE st.station_id = $1" },
+};
+
+void analytics_register(void)
+{
+	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
+}
+
+static int document(struct pg *db, struct arena *a, int stmt, int n, const char *const *v, struct buf *out,
+		    struct api_error *err)
+{
+	PGresult *r = pg_exec(db, a, &stmts[stmt], n, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1)
+		return api_fail(err, "not-found", "station %s does not exist", n ? v[0] : "");
+	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	return 0;
+}
+
+int analytics_trips_total(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	return document(db, a, TOTAL, 0, NULL, out, err);
+}
+
+int analytics_trips_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	return document(db, a, LOCALITIES, 0, NULL, out, err);
+}
+
+int analytics_revenue(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	return document(db, a, REVENUE, 0, NULL, out, err);
+}
+
+int analytics_revenue_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	return document(db, a, REVENUE_LOCALITIES, 0, NULL, out, err);
+}
+
+int analytics_top_destinations(struct pg *db, struct arena *a, int64_t station_id, struct buf *out,
+			       struct api_error *err)
+{
+	const char *v[] = { arena_printf(a, "%lld", (long long)station_id) };
+	return document(db, a, TOP_DESTINATIONS, 1, v, out, err);
+}

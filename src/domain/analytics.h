@@ -1,0 +1,25 @@
+#ifndef TRANSITD_DOMAIN_ANALYTICS_H
+#define TRANSITD_DOMAIN_ANALYTICS_H
+/*
+ * Aggregates for the analytics endpoints. Trip and revenue figures come from
+ * trip_stats, which the trip writes keep current (migration 0005), so they
+ * cost a sum over 320 rows however many trips there are. Revenue is the sum
+ * of fares charged (the ledger's fare entries), so it reconciles with
+ * balances; per-locality figures (by boarding station) add up to the totals.
+ */
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../store/pg.h"
+
+void analytics_register(void);
+
+int analytics_trips_total(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+int analytics_trips_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+int analytics_revenue(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+int analytics_revenue_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+/* The ten stations most travelled to from a station (completed trips). */
+int analytics_top_destinations(struct pg *db, struct arena *a, int64_t station_id, struct buf *out,
+			       struct api_error *err);
+
+#endif
