@@ -145,7 +145,6 @@ def assert_problem(resp, status, slug=None, field=None):
 # ---------------------------------------------------------------------------
 # Helpers shared by the test files (added with the end-to-end suite).
 
-import json  # noqa: E402
 import re  # noqa: E402
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
