@@ -10,7 +10,9 @@ bash scripts/bootstrap.sh
 make -s all asan
 source scripts/services.sh
 
-export TEST_PG_DIR="$root/.run/test/pg" TEST_REDIS_DIR="$root/.run/test/redis"
+# TEST_RUN_DIR and the ports may be overridden to run two suites side by side.
+export TEST_RUN_DIR="${TEST_RUN_DIR:-$root/.run/test}"
+export TEST_PG_DIR="$TEST_RUN_DIR/pg" TEST_REDIS_DIR="$TEST_RUN_DIR/redis"
 export TEST_PG_PORT="${TEST_PG_PORT:-55432}" TEST_REDIS_PORT="${TEST_REDIS_PORT:-56379}"
 cleanup() {
   redis_stop "$TEST_REDIS_DIR"
@@ -18,7 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cleanup
-rm -rf "$root/.run/test"
+rm -rf "$TEST_RUN_DIR"
 pg_start "$TEST_PG_DIR" "$TEST_PG_PORT"
 redis_start "$TEST_REDIS_DIR" "$TEST_REDIS_PORT"
 export DATABASE_URL="postgresql://transitd@127.0.0.1:$TEST_PG_PORT/transitd"
