@@ -25,14 +25,14 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ -z "${DATABASE_URL:-}" ]; then
-  pg_start "$root/.run/pg" "${RUN_PG_PORT:-54320}"
+  pg_start "$root/.run/pg" "${RUN_PG_PORT:-15432}"
   started_pg=1
-  export DATABASE_URL="postgresql://transitd@127.0.0.1:${RUN_PG_PORT:-54320}/transitd"
+  export DATABASE_URL="postgresql://transitd@127.0.0.1:${RUN_PG_PORT:-15432}/transitd"
 fi
 if [ -z "${REDIS_URL:-}" ]; then
-  redis_start "$root/.run/redis" "${RUN_REDIS_PORT:-63790}"
+  redis_start "$root/.run/redis" "${RUN_REDIS_PORT:-16379}"
   started_redis=1
-  export REDIS_URL="redis://127.0.0.1:${RUN_REDIS_PORT:-63790}"
+  export REDIS_URL="redis://127.0.0.1:${RUN_REDIS_PORT:-16379}"
 fi
 if [ -z "${JWT_SECRET:-}" ]; then
   # One secret per checkout, kept so that tokens survive a restart.

@@ -11,9 +11,11 @@ make -s all asan
 source scripts/services.sh
 
 # TEST_RUN_DIR and the ports may be overridden to run two suites side by side.
+# Fixed ports sit below the kernel's ephemeral range (32768-60999), where a
+# client connection of a load test could already hold them.
 export TEST_RUN_DIR="${TEST_RUN_DIR:-$root/.run/test}"
 export TEST_PG_DIR="$TEST_RUN_DIR/pg" TEST_REDIS_DIR="$TEST_RUN_DIR/redis"
-export TEST_PG_PORT="${TEST_PG_PORT:-55432}" TEST_REDIS_PORT="${TEST_REDIS_PORT:-56379}"
+export TEST_PG_PORT="${TEST_PG_PORT:-15433}" TEST_REDIS_PORT="${TEST_REDIS_PORT:-16380}"
 cleanup() {
   redis_stop "$TEST_REDIS_DIR"
   pg_stop "$TEST_PG_DIR"

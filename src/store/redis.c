@@ -1,5 +1,6 @@
 #include "redis.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -144,6 +145,13 @@ static int ensure(struct redis *r, int *probe)
 {
 	if (!breaker_allow(probe))
 		return -1;
+	/* An idle connection has nothing to read unless Redis closed it (a
+	 * restart): replace it now rather than fail the next command. */
+	if (r->ctx) {
+		struct pollfd p = { r->ctx->fd, POLLIN, 0 };
+		if (poll(&p, 1, 0) == 1)
+			redis_close(r);
+	}
 	if (!r->ctx)
 		r->ctx = redis_connect_raw(r->cfg, r->cfg->redis_timeout_ms);
 	if (!r->ctx) {
