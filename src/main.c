@@ -16,6 +16,7 @@
 #include "api/idempotency.h"
 #include "auth/auth.h"
 #include "auth/session.h"
+#include "domain/rail.h"
 #include "domain/trips.h"
 #include "domain/users.h"
 #include "http/ratelimit.h"
@@ -58,6 +59,7 @@ static void register_statements(const struct config *cfg)
 	users_register_statements();
 	trips_register();
 	analytics_register();
+	rail_register();
 }
 
 static int need_database(const struct config *cfg)

@@ -89,6 +89,17 @@ void users_active_count(struct request *req, struct worker *w);
 void cache_stats_get(struct request *req, struct worker *w);
 void cache_clear_post(struct request *req, struct worker *w);
 
+/* rail.c */
+extern struct cache_family family_rail_trains, family_rail_runs, family_rail_seats;
+void rail_trains_get(struct request *req, struct worker *w);
+void rail_runs_get(struct request *req, struct worker *w);
+void rail_seats_get(struct request *req, struct worker *w);
+void rail_runs_create(struct request *req, struct worker *w);
+void rail_bookings_create(struct request *req, struct worker *w);
+void rail_bookings_list(struct request *req, struct worker *w);
+void rail_booking_get_one(struct request *req, struct worker *w);
+void rail_booking_cancel(struct request *req, struct worker *w);
+
 /* Keys every trip write makes stale (without prefix). */
 extern const char *const analytics_trip_keys[];
 extern const size_t analytics_trip_keys_count;

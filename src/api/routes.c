@@ -89,6 +89,19 @@ const struct route api_routes[] = {
 	  &family_top_destinations, "where riders boarding here go" },
 	{ HTTP_GET, V1 "/cache/stats", cache_stats_get, 0, ROLE_ADMIN, NULL, "cache hits, misses, memory" },
 	{ HTTP_POST, V1 "/cache/clear", cache_clear_post, 0, ROLE_ADMIN, NULL, "empty every cache" },
+
+	/* regional rail */
+	{ HTTP_GET, V1 "/rail/trains", rail_trains_get, 0, 0, &family_rail_trains, "trains and coach layouts" },
+	{ HTTP_GET, V1 "/rail/runs", rail_runs_get, 0, 0, &family_rail_runs, "runs of a day, with free seats" },
+	{ HTTP_POST, V1 "/rail/runs", rail_runs_create, ROUTE_JSON_BODY, ROLE_ADMIN, NULL, "schedule a run" },
+	{ HTTP_GET, V1 "/rail/runs/{run_id}/seats", rail_seats_get, 0, 0, &family_rail_seats, "seat map of a run" },
+	{ HTTP_POST, V1 "/rail/bookings", rail_bookings_create, ROUTE_JSON_BODY, ROLE_RIDER | ROLE_ADMIN, NULL,
+	  "book seats, paid from a card" },
+	{ HTTP_GET, V1 "/rail/bookings", rail_bookings_list, 0, ROLE_RIDER | ROLE_ADMIN, NULL, "bookings, newest first" },
+	{ HTTP_GET, V1 "/rail/bookings/{booking_id}", rail_booking_get_one, 0, ROLE_RIDER | ROLE_ADMIN, NULL,
+	  "one booking" },
+	{ HTTP_POST, V1 "/rail/bookings/{booking_id}/cancel", rail_booking_cancel, 0, ROLE_RIDER | ROLE_ADMIN, NULL,
+	  "cancel and refund" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -1,0 +1,326 @@
+#include "rail.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cards.h"
+#include "../core/banned.h"
+
+enum {
+	TRAINS, RUNS, SEAT_MAP, RUN_CHECK, RUN_INSERT, RUN_SEATS, RUN_DOC,
+	SEATS_LOCK, SEATS_TAKEN, SEATS_ANY, CHARGE, BOOKING_DOC, CARD_STATE,
+	CANCEL_LOCK, CANCEL, BOOKING_GET, BOOKINGS_PAGE, RUN_DEPARTED,
+};
+
+#define RUN_JSON \
+	"json_build_object('run_id', r.run_id, 'train_id', r.train_id, 'train_code', t.train_code," \
+	"  'origin', o.name, 'origin_station_id', r.origin_station_id, 'destination', d.name," \
+	"  'destination_station_id', r.destination_station_id, 'departure_time', rfc3339(r.departure_time)," \
+	"  'arrival_time', rfc3339(r.arrival_time), 'seats_free', (SELECT count(*) FROM rail_seats s" \
+	"    WHERE s.run_id = r.run_id AND NOT EXISTS (SELECT 1 FROM rail_booking_seats b" \
+	"      WHERE b.seat_id = s.seat_id AND b.active)))"
+#define RUN_FROM \
+	" FROM rail_runs r JOIN trains t USING (train_id) JOIN stations o ON o.station_id = r.origin_station_id" \
+	" JOIN stations d ON d.station_id = r.destination_station_id"
+
+static const struct sql_stmt stmts[] = {
+	[TRAINS] = { "rail_trains",
+		"SELECT json_build_object('trains', coalesce(json_agg(json_build_object('train_id', t.train_id,"
+		"  'train_code', t.train_code, 'name', t.name, 'is_active', t.is_active,"
+		"  'seat_count', (SELECT sum(seats) FROM train_coaches c WHERE c.train_id = t.train_id),"
+		"  'coaches', (SELECT json_agg(json_build_object('coach', c.coach, 'class', c.class, 'seats', c.seats,"
+		"    'price', c.price) ORDER BY c.coach) FROM train_coaches c WHERE c.train_id = t.train_id))"
+		"  ORDER BY t.train_id), '[]'))::text FROM trains t" },
+	[RUNS] = { "rail_runs",
+		"SELECT json_build_object('date', $3::date, 'runs', coalesce(json_agg(" RUN_JSON
+		"  ORDER BY r.departure_time, r.run_id), '[]'))::text" RUN_FROM
+		" WHERE r.departure_time >= ($3::date::timestamp AT TIME ZONE 'America/Bogota')"
+		"   AND r.departure_time < (($3::date + 1)::timestamp AT TIME ZONE 'America/Bogota')"
+		"   AND ($1::int IS NULL OR r.origin_station_id = $1) AND ($2::int IS NULL OR r.destination_station_id = $2)" },
+	[SEAT_MAP] = { "rail_seat_map",
+		"SELECT json_build_object('run_id', r.run_id, 'departure_time', rfc3339(r.departure_time),"
+		"  'seats', (SELECT json_agg(json_build_object('seat_id', s.seat_id, 'coach', s.coach, 'number', s.number,"
+		"    'class', s.class, 'price', s.price, 'status', CASE WHEN EXISTS (SELECT 1 FROM rail_booking_seats b"
+		"      WHERE b.seat_id = s.seat_id AND b.active) THEN 'taken' ELSE 'free' END) ORDER BY s.seat_id)"
+		"    FROM rail_seats s WHERE s.run_id = r.run_id))::text FROM rail_runs r WHERE r.run_id = $1" },
+	[RUN_CHECK] = { "rail_run_check",
+		"SELECT (SELECT is_active FROM trains WHERE train_id = $1),"
+		"  (SELECT station_type = 'rail' FROM stations WHERE station_id = $2),"
+		"  (SELECT station_type = 'rail' FROM stations WHERE station_id = $3)" },
+	[RUN_INSERT] = { "rail_run_insert",
+		"INSERT INTO rail_runs (train_id, origin_station_id, destination_station_id, departure_time, arrival_time)"
+		" VALUES ($1, $2, $3, $4, $5) RETURNING run_id" },
+	[RUN_SEATS] = { "rail_run_seats", "SELECT rail_run_seats($1)" },
+	[RUN_DOC] = { "rail_run_doc", "SELECT " RUN_JSON "::text" RUN_FROM " WHERE r.run_id = $1" },
+	[SEATS_LOCK] = { "rail_seats_lock",
+		"SELECT seat_id, price FROM rail_seats WHERE run_id = $1 AND seat_id = ANY($2::bigint[])"
+		" ORDER BY seat_id FOR UPDATE" },
+	[SEATS_TAKEN] = { "rail_seats_taken",
+		"SELECT seat_id FROM rail_booking_seats WHERE seat_id = ANY($1::bigint[]) AND active ORDER BY seat_id" },
+	[SEATS_ANY] = { "rail_seats_any",
+		"SELECT s.seat_id, s.price FROM rail_seats s WHERE s.run_id = $1 AND s.class = $2"
+		" AND NOT EXISTS (SELECT 1 FROM rail_booking_seats b WHERE b.seat_id = s.seat_id AND b.active)"
+		" ORDER BY s.seat_id LIMIT $3 FOR UPDATE SKIP LOCKED" },
+	/* Card, ledger, booking and its seats in one statement; no row when the
+	 * card is missing, blocked or short of money. No credit for rail. */
+	[CHARGE] = { "rail_charge",
+		"WITH ids AS (SELECT nextval(pg_get_serial_sequence('rail_bookings', 'booking_id')) AS booking_id),"
+		" c AS (UPDATE cards SET balance = balance - $2 WHERE card_id = $1 AND status = 'active' AND balance >= $2"
+		"  RETURNING card_id, balance, user_id),"
+		" l AS (INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)"
+		"  SELECT c.card_id, 'booking', -$2::bigint, c.balance, 'booking:' || ids.booking_id FROM c, ids"
+		"  RETURNING entry_id),"
+		" b AS (INSERT INTO rail_bookings (booking_id, run_id, user_id, card_id, total_amount, payment_entry_id)"
+		"  SELECT ids.booking_id, $3, c.user_id, c.card_id, $2, l.entry_id FROM ids, c, l RETURNING booking_id),"
+		" s AS (INSERT INTO rail_booking_seats (booking_id, seat_id) SELECT b.booking_id, unnest($4::bigint[]) FROM b)"
+		"SELECT b.booking_id, c.balance FROM b, c" },
+	[BOOKING_DOC] = { "rail_booking_doc",
+		"SELECT left(rail_booking_json(b)::text, -1) || ', \"new_balance\" : ' || $2 || '}'"
+		" FROM rail_bookings b WHERE booking_id = $1" },
+	[CARD_STATE] = { "rail_card_state", "SELECT status, balance FROM cards WHERE card_id = $1" },
+	[CANCEL_LOCK] = { "rail_cancel_lock",
+		"SELECT b.status, r.departure_time > now(), b.card_id, b.total_amount, b.run_id"
+		" FROM rail_bookings b JOIN rail_runs r USING (run_id)"
+		" WHERE b.booking_id = $1 AND ($2::bigint = 0 OR b.user_id = $2) FOR UPDATE OF b" },
+	/* Refund, free the seats, mark cancelled: one statement. */
+	[CANCEL] = { "rail_cancel",
+		"WITH c AS (UPDATE cards SET balance = balance + $2::bigint WHERE card_id = $3 RETURNING card_id, balance),"
+		" l AS (INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)"
+		"  SELECT c.card_id, 'refund', $2::bigint, c.balance, 'booking:' || $1::bigint FROM c RETURNING entry_id),"
+		" s AS (UPDATE rail_booking_seats SET active = false WHERE booking_id = $1),"
+		" b AS (UPDATE rail_bookings SET status = 'cancelled', cancelled_at = now(),"
+		"  refund_entry_id = (SELECT entry_id FROM l) WHERE booking_id = $1 RETURNING *)"
+		"SELECT left(rail_booking_json(b)::text, -1) || ', \"new_balance\" : ' || (SELECT balance FROM c) || '}'"
+		" FROM b" },
+	[BOOKING_GET] = { "rail_booking_get",
+		"SELECT rail_booking_json(b)::text FROM rail_bookings b"
+		" WHERE booking_id = $1 AND ($2::bigint = 0 OR user_id = $2)" },
+	[BOOKINGS_PAGE] = { "rail_bookings_page",
+		"WITH page AS (SELECT * FROM rail_bookings WHERE ($1::bigint = 0 OR user_id = $1)"
+		"  AND ($2::bigint = 0 OR booking_id < $2) ORDER BY booking_id DESC LIMIT $3::int + 1),"
+		" shown AS (SELECT * FROM page ORDER BY booking_id DESC LIMIT $3)"
+		"SELECT json_build_object('bookings', coalesce((SELECT json_agg(rail_booking_json(s)"
+		"  ORDER BY s.booking_id DESC) FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3"
+		"  THEN (SELECT min(booking_id) FROM shown)::text END)::text" },
+	[RUN_DEPARTED] = { "rail_run_departed", "SELECT departure_time <= now() FROM rail_runs WHERE run_id = $1" },
+};
+
+void rail_register(void)
+{
+	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
+}
+
+static const char *num(struct arena *a, int64_t v)
+{
+	return arena_printf(a, "%lld", (long long)v);
+}
+
+static int copy_doc(PGresult *r, struct buf *out, struct api_error *err, const char *what, int64_t id)
+{
+	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
+		return api_fail(err, "not-found", "%s %lld does not exist", what, (long long)id);
+	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	return 0;
+}
+
+int rail_trains(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
+{
+	PGresult *r = pg_exec(db, a, &stmts[TRAINS], 0, NULL, err);
+	return r ? copy_doc(r, out, err, "trains", 0) : -1;
+}
+
+int rail_runs(struct pg *db, struct arena *a, int64_t origin, int64_t destination, const char *date,
+	      struct buf *out, struct api_error *err)
+{
+	const char *v[] = { origin ? num(a, origin) : NULL, destination ? num(a, destination) : NULL, date };
+	PGresult *r = pg_exec(db, a, &stmts[RUNS], 3, v, err);
+	return r ? copy_doc(r, out, err, "runs", 0) : -1;
+}
+
+int rail_seat_map(struct pg *db, struct arena *a, int64_t run_id, struct buf *out, struct api_error *err)
+{
+	const char *v[] = { num(a, run_id) };
+	PGresult *r = pg_exec(db, a, &stmts[SEAT_MAP], 1, v, err);
+	return r ? copy_doc(r, out, err, "run", run_id) : -1;
+}
+
+int rail_run_create(struct pg *db, struct arena *a, const struct rail_new_run *n, struct buf *out,
+		    struct api_error *err)
+{
+	const char *cv[] = { num(a, n->train_id), num(a, n->origin), num(a, n->destination) };
+	PGresult *r = pg_exec(db, a, &stmts[RUN_CHECK], 3, cv, err);
+	if (!r)
+		return -1;
+	if (strcmp(PQgetvalue(r, 0, 0), "t"))
+		return api_fail_field(err, "train_id", "is not an active train");
+	if (strcmp(PQgetvalue(r, 0, 1), "t"))
+		return api_fail_field(err, "origin_station_id", "is not a rail station");
+	if (strcmp(PQgetvalue(r, 0, 2), "t"))
+		return api_fail_field(err, "destination_station_id", "is not a rail station");
+	if (n->origin == n->destination)
+		return api_fail_field(err, "destination_station_id", "must differ from the origin");
+	const char *iv[] = { cv[0], cv[1], cv[2], n->departure, n->arrival };
+	r = pg_exec(db, a, &stmts[RUN_INSERT], 5, iv, err);
+	if (!r) {
+		if (!strcmp(db->sqlstate, "23505"))
+			return api_fail(err, "conflict", "this train already departs at that time");
+		if (!strcmp(db->sqlstate, "23514"))
+			return api_fail_field(err, "arrival_time", "must be after departure_time");
+		if (!strncmp(db->sqlstate, "22", 2))
+			return api_fail_field(err, "departure_time", "must be an RFC 3339 time");
+		return -1;
+	}
+	const char *run[] = { arena_strdup(a, PQgetvalue(r, 0, 0)) };
+	if (!pg_exec(db, a, &stmts[RUN_SEATS], 1, run, err) || !(r = pg_exec(db, a, &stmts[RUN_DOC], 1, run, err)))
+		return -1;
+	return copy_doc(r, out, err, "run", 0);
+}
+
+/* "{1,2,3}" for a PostgreSQL bigint[] parameter. */
+static const char *id_array(struct arena *a, const int64_t *ids, int n)
+{
+	struct buf b = BUF_INIT;
+	buf_addch(&b, '{');
+	for (int i = 0; i < n; i++) {
+		if (i)
+			buf_addch(&b, ',');
+		buf_add_i64(&b, ids[i]);
+	}
+	buf_addch(&b, '}');
+	const char *s = arena_strndup(a, b.ptr, b.len);
+	buf_release(&b);
+	return s;
+}
+
+/* Fills ids[] and *total from a result of (seat_id, price) rows. */
+static int collect(PGresult *r, int64_t *ids, int64_t *total)
+{
+	int n = PQntuples(r);
+	*total = 0;
+	for (int i = 0; i < n && i < RAIL_MAX_SEATS; i++) {
+		ids[i] = atoll(PQgetvalue(r, i, 0));
+		*total += atoll(PQgetvalue(r, i, 1));
+	}
+	return n;
+}
+
+static int taken_problem(struct arena *a, PGresult *r, struct api_error *err)
+{
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "\"seats\":[");
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (i)
+			buf_addch(&b, ',');
+		buf_adds(&b, PQgetvalue(r, i, 0));
+	}
+	buf_addch(&b, ']');
+	api_fail(err, "seat-taken", "%d of the seats asked for %s already taken", PQntuples(r),
+		 PQntuples(r) == 1 ? "is" : "are");
+	err->extra = arena_strndup(a, b.ptr, b.len);
+	buf_release(&b);
+	return -1;
+}
+
+int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *q, struct buf *out,
+	      struct api_error *err)
+{
+	int64_t owner;
+	if (card_owner(db, a, q->card_id, &owner, err))
+		return -1;
+	if (q->rider_id && owner != q->rider_id)
+		return api_fail(err, "not-found", "card %lld does not exist", (long long)q->card_id);
+
+	const char *run = num(a, q->run_id);
+	const char *rv[] = { run };
+	PGresult *r = pg_exec(db, a, &stmts[RUN_DEPARTED], 1, rv, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1)
+		return api_fail(err, "not-found", "run %lld does not exist", (long long)q->run_id);
+	if (!strcmp(PQgetvalue(r, 0, 0), "t"))
+		return api_fail_field(err, "run_id", "has departed; it can no longer be booked");
+
+	int64_t ids[RAIL_MAX_SEATS], total;
+	int n;
+	if (q->nseats) {
+		const char *v[] = { run, id_array(a, q->seat_ids, q->nseats) };
+		if (!(r = pg_exec(db, a, &stmts[SEATS_LOCK], 2, v, err)))
+			return -1;
+		n = collect(r, ids, &total);
+		if (n != q->nseats)
+			return api_fail_field(err, "seat_ids", "lists seats that are not seats of run %lld",
+					      (long long)q->run_id);
+		const char *tv[] = { v[1] };
+		if (!(r = pg_exec(db, a, &stmts[SEATS_TAKEN], 1, tv, err)))
+			return -1;
+		if (PQntuples(r))
+			return taken_problem(a, r, err);
+	} else {
+		const char *v[] = { run, q->class, num(a, q->seat_count) };
+		if (!(r = pg_exec(db, a, &stmts[SEATS_ANY], 3, v, err)))
+			return -1;
+		n = collect(r, ids, &total);
+		if (n < q->seat_count) {
+			api_fail(err, "seat-taken", "only %d %s seats are free on run %lld", n, q->class,
+				 (long long)q->run_id);
+			err->extra = "\"seats\":[]";
+			return -1;
+		}
+	}
+	const char *cv[] = { num(a, q->card_id), num(a, total), run, id_array(a, ids, n) };
+	if (!(r = pg_exec(db, a, &stmts[CHARGE], 4, cv, err)))
+		return !strcmp(db->sqlstate, "23505") ? RAIL_RETRY : -1;
+	if (PQntuples(r) == 0) {
+		const char *sv[] = { cv[0] };
+		if (!(r = pg_exec(db, a, &stmts[CARD_STATE], 1, sv, err)))
+			return -1;
+		if (strcmp(PQgetvalue(r, 0, 0), "active"))
+			return api_fail(err, "card-blocked", "card %lld is blocked", (long long)q->card_id);
+		api_fail(err, "insufficient-balance", "the booking costs %lld COP and the balance is %s COP",
+			 (long long)total, PQgetvalue(r, 0, 1));
+		err->extra = arena_printf(a, "\"total_amount\":%lld,\"balance\":%s", (long long)total, PQgetvalue(r, 0, 1));
+		return -1;
+	}
+	const char *dv[] = { arena_strdup(a, PQgetvalue(r, 0, 0)), arena_strdup(a, PQgetvalue(r, 0, 1)) };
+	if (!(r = pg_exec(db, a, &stmts[BOOKING_DOC], 2, dv, err)))
+		return -1;
+	return copy_doc(r, out, err, "booking", 0);
+}
+
+int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, int64_t *run_id,
+		int64_t *card_id, struct buf *out, struct api_error *err)
+{
+	const char *v[] = { num(a, booking_id), num(a, rider_id) };
+	PGresult *r = pg_exec(db, a, &stmts[CANCEL_LOCK], 2, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 0)
+		return api_fail(err, "not-found", "booking %lld does not exist", (long long)booking_id);
+	if (strcmp(PQgetvalue(r, 0, 0), "confirmed"))
+		return api_fail(err, "conflict", "booking %lld is already cancelled", (long long)booking_id);
+	if (strcmp(PQgetvalue(r, 0, 1), "t"))
+		return api_fail(err, "validation", "the run has departed: booking %lld can no longer be cancelled",
+				(long long)booking_id);
+	*run_id = atoll(PQgetvalue(r, 0, 4));
+	*card_id = atoll(PQgetvalue(r, 0, 2));
+	const char *cv[] = { v[0], arena_strdup(a, PQgetvalue(r, 0, 3)), arena_strdup(a, PQgetvalue(r, 0, 2)) };
+	if (!(r = pg_exec(db, a, &stmts[CANCEL], 3, cv, err)))
+		return -1;
+	return copy_doc(r, out, err, "booking", booking_id);
+}
+
+int rail_booking_get(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, struct buf *out,
+		     struct api_error *err)
+{
+	const char *v[] = { num(a, booking_id), num(a, rider_id) };
+	PGresult *r = pg_exec(db, a, &stmts[BOOKING_GET], 2, v, err);
+	return r ? copy_doc(r, out, err, "booking", booking_id) : -1;
+}
+
+int rail_bookings_page(struct pg *db, struct arena *a, int64_t rider_id, int64_t after_id, int64_t limit,
+		       struct buf *out, struct api_error *err)
+{
+	const char *v[] = { num(a, rider_id), num(a, after_id), num(a, limit) };
+	PGresult *r = pg_exec(db, a, &stmts[BOOKINGS_PAGE], 3, v, err);
+	return r ? copy_doc(r, out, err, "bookings", 0) : -1;
+}

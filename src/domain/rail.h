@@ -1,0 +1,58 @@
+#ifndef TRANSITD_DOMAIN_RAIL_H
+#define TRANSITD_DOMAIN_RAIL_H
+/*
+ * Regional rail: trains, runs, seat maps, bookings paid from a card.
+ *
+ * A booking runs in the caller's transaction. Specific seats are locked
+ * FOR UPDATE in seat id order (two bookings never wait on each other in a
+ * cycle), then checked; "any N seats of a class" takes free seats with
+ * FOR UPDATE SKIP LOCKED. Seats are always locked before the card, by every
+ * booking, so bookings cannot deadlock with one another. The partial unique
+ * index on active booking seats is the final guard: a violation (a seat
+ * booked by a transaction that committed after this one's snapshot) comes
+ * back as RAIL_RETRY and the caller runs the booking again.
+ */
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../store/pg.h"
+
+#define RAIL_MAX_SEATS 10
+#define RAIL_RETRY 1
+
+void rail_register(void);
+
+int rail_trains(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+/* date: a Bogotá local date YYYY-MM-DD; origin/destination 0 = any. */
+int rail_runs(struct pg *db, struct arena *a, int64_t origin, int64_t destination, const char *date,
+	      struct buf *out, struct api_error *err);
+int rail_seat_map(struct pg *db, struct arena *a, int64_t run_id, struct buf *out, struct api_error *err);
+
+struct rail_new_run {
+	int64_t train_id, origin, destination;
+	const char *departure, *arrival; /* RFC 3339 */
+};
+int rail_run_create(struct pg *db, struct arena *a, const struct rail_new_run *r, struct buf *out,
+		    struct api_error *err);
+
+struct rail_booking_req {
+	int64_t run_id, card_id;
+	int64_t seat_ids[RAIL_MAX_SEATS];
+	int nseats;          /* specific seats, or 0 */
+	int64_t seat_count;  /* any seats of class */
+	const char *class;
+	int64_t rider_id;    /* the card must be this rider's; 0 for staff */
+};
+/* 0, -1 with err, or RAIL_RETRY (err unset; roll back and call again). */
+int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *r, struct buf *out,
+	      struct api_error *err);
+/* Fills *run_id and *card_id of the booking cancelled. */
+int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, int64_t *run_id,
+		int64_t *card_id, struct buf *out, struct api_error *err);
+int rail_booking_get(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, struct buf *out,
+		     struct api_error *err);
+/* rider_id 0: every booking (admin). */
+int rail_bookings_page(struct pg *db, struct arena *a, int64_t rider_id, int64_t after_id, int64_t limit,
+		       struct buf *out, struct api_error *err);
+
+#endif
