@@ -39,8 +39,8 @@ static int fill_stations(struct request *req, struct worker *w, struct buf *out,
 	if (f.type && !*f.type)
 		f.type = NULL;
 	if (f.type && strcmp(f.type, "portal") && strcmp(f.type, "trunk") && strcmp(f.type, "cable") &&
-	    strcmp(f.type, "zonal"))
-		return api_fail_field(err, "type", "must be one of portal, trunk, cable, zonal");
+	    strcmp(f.type, "zonal") && strcmp(f.type, "rail"))
+		return api_fail_field(err, "type", "must be one of portal, trunk, cable, zonal, rail");
 	if (f.locality && strlen(f.locality) > 64)
 		return api_fail_field(err, "locality", "must be at most 64 characters");
 	return network_stations(worker_read_db(w), &req->arena, &f, out, err);
