@@ -11,19 +11,21 @@ static const struct sql_stmt stmts[] = {
 		"  'active_trips', coalesce(sum(total_trips - completed_trips), 0),"
 		"  'total_revenue', coalesce(sum(total_revenue), 0))::text FROM trip_stats" },
 	[LOCALITIES] = { "analytics_trips_localities",
-		"SELECT json_build_object('localities', json_agg(json_build_object('locality', l.name,"
-		"  'locality_id', l.locality_id, 'total_trips', s.total, 'completed_trips', s.completed,"
-		"  'active_trips', s.total - s.completed, 'total_revenue', s.revenue) ORDER BY l.locality_id))::text"
-		" FROM localities l JOIN (SELECT locality_id, sum(total_trips) AS total, sum(completed_trips) AS completed,"
-		"  sum(total_revenue) AS revenue FROM trip_stats GROUP BY locality_id) s USING (locality_id)" },
+		"SELECT json_build_object('localities', coalesce(json_agg(json_build_object('locality', l.name,"
+		"  'locality_id', l.locality_id, 'total_trips', coalesce(s.total, 0),"
+		"  'completed_trips', coalesce(s.completed, 0), 'active_trips', coalesce(s.total - s.completed, 0),"
+		"  'total_revenue', coalesce(s.revenue, 0)) ORDER BY l.locality_id), '[]'))::text"
+		" FROM localities l LEFT JOIN (SELECT locality_id, sum(total_trips) AS total,"
+		"  sum(completed_trips) AS completed, sum(total_revenue) AS revenue FROM trip_stats GROUP BY locality_id) s"
+		" USING (locality_id)" },
 	[REVENUE] = { "analytics_revenue",
 		"SELECT json_build_object('total_revenue', coalesce(sum(total_revenue), 0), 'currency', 'COP')::text"
 		" FROM trip_stats" },
 	[REVENUE_LOCALITIES] = { "analytics_revenue_localities",
-		"SELECT json_build_object('data', json_agg(json_build_object('locality', l.name,"
-		"  'locality_id', l.locality_id, 'total_revenue', s.revenue) ORDER BY s.revenue DESC, l.locality_id),"
-		"  'currency', 'COP')::text"
-		" FROM localities l JOIN (SELECT locality_id, sum(total_revenue) AS revenue FROM trip_stats"
+		"SELECT json_build_object('data', coalesce(json_agg(json_build_object('locality', l.name,"
+		"  'locality_id', l.locality_id, 'total_revenue', coalesce(s.revenue, 0))"
+		"  ORDER BY coalesce(s.revenue, 0) DESC, l.locality_id), '[]'), 'currency', 'COP')::text"
+		" FROM localities l LEFT JOIN (SELECT locality_id, sum(total_revenue) AS revenue FROM trip_stats"
 		"  GROUP BY locality_id) s USING (locality_id)" },
 	[TOP_DESTINATIONS] = { "analytics_top_destinations",
 		"SELECT json_build_object('station_id', st.station_id, 'destinations', coalesce((SELECT json_agg("

@@ -145,20 +145,30 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 		req->res.x_cache = redis_up ? "MISS" : "BYPASS";
 		return;
 	}
+	/* The flight before this one may have landed between our Redis miss and
+	 * our joining: its result is in the near-cache. */
+	const char *val;
+	size_t len;
+	if (flight && req->near_key && nearcache_get(req->near_key, &req->arena, &val, &len) == 0) {
+		reply_json(req, 200, val, len);
+		req->res.x_cache = "HIT";
+		flight_land(flight, 200, &req->res.body);
+		return;
+	}
 	__atomic_add_fetch(&f->fills, 1, __ATOMIC_RELAXED);
 	struct buf *out = reply(req, 200);
-	int rc = fill(req, w, out, &err);
-	if (rc)
+	if (fill(req, w, out, &err)) {
 		reply_problem(req, &err);
+	} else {
+		req->res.x_cache = redis_up ? "MISS" : "BYPASS";
+		/* Without Redis no invalidation can reach this instance: keep nothing. */
+		if (req->cache_key && redis_up) {
+			redis_fill(req, w, out);
+			if (req->near_key)
+				nearcache_put(req->near_key, out->ptr, out->len, near_ttl_ms(f));
+		}
+	}
+	/* Landed after the caches are written, so no later miss finds neither. */
 	if (flight)
-		flight_land(flight, req->res.status, out);
-	if (rc)
-		return;
-	req->res.x_cache = redis_up ? "MISS" : "BYPASS";
-	/* Without Redis no invalidation can reach this instance: keep nothing. */
-	if (!req->cache_key || !redis_up)
-		return;
-	redis_fill(req, w, out);
-	if (req->near_key)
-		nearcache_put(req->near_key, out->ptr, out->len, near_ttl_ms(f));
+		flight_land(flight, req->res.status, &req->res.body);
 }
