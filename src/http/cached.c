@@ -1,6 +1,8 @@
 #include "cached.h"
 
 #include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,17 +32,62 @@ static redisReply *redis_get(struct request *req, struct worker *w)
 	return redis_command(&w->redis, &req->arena, "GET %s", req->cache_key);
 }
 
-static void redis_fill(struct request *req, struct worker *w, const struct buf *val)
+/*
+ * Fills use leases, so that a read cannot put back a value a write has just
+ * invalidated: before reading PostgreSQL a filler records a random token in
+ * the key's lease hash; a writer's invalidation deletes the key and its
+ * leases; the fill is written only if the token is still there. Whatever
+ * the interleaving, a value read before a commit is never cached after the
+ * invalidation that followed it.
+ */
+static const char fill_lua[] =
+	"if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end\n"
+	"redis.call('HDEL', KEYS[2], ARGV[1])\n"
+	"if ARGV[5] == '1' then\n"
+	"  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
+	"  redis.call('EXPIRE', KEYS[1], ARGV[4], 'NX')\n"
+	"else\n"
+	"  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])\n"
+	"end\n"
+	"return 1\n";
+
+static const char *lease_key(struct request *req)
+{
+	return arena_printf(&req->arena, "%slease:%s", cache_prefix(), req->cache_key + strlen(cache_prefix()));
+}
+
+static const char *lease_field(const struct request *req)
+{
+	return req->cache_field ? req->cache_field : "_";
+}
+
+/* Takes a lease before reading PostgreSQL; NULL when Redis said no. */
+static const char *lease_take(struct request *req, struct worker *w)
+{
+	unsigned char raw[12];
+	char *token = arena_alloc(&req->arena, 25);
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(token, 25, raw, sizeof(raw));
+	if (!redis_command(&w->redis, &req->arena, "HSET %s %s %s", lease_key(req), lease_field(req), token))
+		return NULL;
+	redis_command(&w->redis, &req->arena, "PEXPIRE %s 10000", lease_key(req));
+	return token;
+}
+
+/* 1 when the value was cached, 0 when a write invalidated the key meanwhile. */
+static int redis_fill(struct request *req, struct worker *w, const char *token, const struct buf *val)
 {
 	const struct cache_family *f = req->route->cache;
-	if (!req->cache_field) {
-		redis_command(&w->redis, &req->arena, "SET %s %b EX %d", req->cache_key, val->ptr, val->len, f->ttl_s);
-		return;
-	}
-	/* Every variant expires with the hash, at most ttl after the first fill. */
-	if (redis_command(&w->redis, &req->arena, "HSET %s %s %b", req->cache_key, req->cache_field, val->ptr,
-			  val->len))
-		redis_command(&w->redis, &req->arena, "EXPIRE %s %d NX", req->cache_key, f->ttl_s);
+	char ttl[16];
+	snprintf(ttl, sizeof(ttl), "%d", f->ttl_s);
+	const char *argv[] = { "EVAL", fill_lua, "2", req->cache_key, lease_key(req), lease_field(req), token,
+			       val->ptr, ttl, req->cache_field ? "1" : "0" };
+	size_t lens[sizeof(argv) / sizeof(argv[0])];
+	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
+		lens[i] = strlen(argv[i]);
+	lens[7] = val->len;
+	redisReply *rep = redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+	return rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
 }
 
 /*
@@ -155,18 +202,16 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 		flight_land(flight, 200, &req->res.body);
 		return;
 	}
+	const char *token = req->cache_key && redis_up ? lease_take(req, w) : NULL;
 	__atomic_add_fetch(&f->fills, 1, __ATOMIC_RELAXED);
 	struct buf *out = reply(req, 200);
 	if (fill(req, w, out, &err)) {
 		reply_problem(req, &err);
 	} else {
 		req->res.x_cache = redis_up ? "MISS" : "BYPASS";
-		/* Without Redis no invalidation can reach this instance: keep nothing. */
-		if (req->cache_key && redis_up) {
-			redis_fill(req, w, out);
-			if (req->near_key)
-				nearcache_put(req->near_key, out->ptr, out->len, near_ttl_ms(f));
-		}
+		/* Without Redis (no lease) no invalidation can reach this instance: keep nothing. */
+		if (token && redis_fill(req, w, token, out) && req->near_key)
+			nearcache_put(req->near_key, out->ptr, out->len, near_ttl_ms(f));
 	}
 	/* Landed after the caches are written, so no later miss finds neither. */
 	if (flight)

@@ -86,21 +86,24 @@ void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys,
 {
 	if (!n)
 		return;
-	/* One UNLINK for all keys, one message naming them all: two round trips. */
-	const char **argv = arena_alloc(a, (n + 1) * sizeof(*argv));
-	size_t *lens = arena_alloc(a, (n + 1) * sizeof(*lens));
+	/* One UNLINK for all keys and their fill leases (see http/cached.c), one
+	 * message naming them all: two round trips. */
+	const char **argv = arena_alloc(a, (2 * n + 1) * sizeof(*argv));
+	size_t *lens = arena_alloc(a, (2 * n + 1) * sizeof(*lens));
 	struct buf msg = BUF_INIT;
 	argv[0] = "UNLINK";
 	lens[0] = 6;
 	for (size_t i = 0; i < n; i++) {
 		argv[i + 1] = arena_printf(a, "%s%s", cache_prefix(), keys[i]);
 		lens[i + 1] = strlen(argv[i + 1]);
+		argv[n + i + 1] = arena_printf(a, "%slease:%s", cache_prefix(), keys[i]);
+		lens[n + i + 1] = strlen(argv[n + i + 1]);
 		drop_local(argv[i + 1]);
 		if (i)
 			buf_addch(&msg, '\n');
 		buf_add(&msg, argv[i + 1], lens[i + 1]);
 	}
-	redis_commandv(r, a, (int)n + 1, argv, lens);
+	redis_commandv(r, a, (int)(2 * n) + 1, argv, lens);
 	redis_command(r, a, "PUBLISH %s %b", channel, msg.ptr, msg.len);
 	buf_release(&msg);
 }

@@ -1,6 +1,7 @@
 """The role matrix: every served route (`transitd routes`) against no token,
 the demo rider, another rider, the operator and the admin. A route the
 server serves that is missing from the table fails the suite."""
+import time
 import uuid
 
 import pytest
@@ -18,10 +19,18 @@ ANY = dict(PUBLIC, none=401)                                               # any
 ADMIN = dict(none=401, rider=403, other=403, operator=403, admin=OK)
 STAFF = dict(none=401, rider=403, other=403, operator=OK, admin=OK)
 OWNER = dict(none=401, rider=OK, other=404, operator=OK, admin=OK)         # the rider owns the card
+BOOKER = dict(none=401, rider=OK, other=404, operator=403, admin=OK)       # rail: the rider's card or booking
 
 
 DEFAULT_IDS = {"card_id": "card", "user_id": "patch_user", "trip_id": "trip", "station_id": "station_id",
                "route_id": "route_id"}
+
+
+class PerCaller(dict):
+    """A path id that differs by caller (callers not named use the rider's)."""
+
+    def of(self, who):
+        return self.get(who, self["rider"])
 
 
 class Row:
@@ -46,6 +55,21 @@ def _trip_start_body(ctx, who):
     # other rider tries the demo rider's card.
     card = ctx["start_cards"].get(who, ctx["start_cards"]["rider"])
     return {"card_id": card, "route_id": ctx["route_id"], "boarding_station_id": ctx["board_station"]}
+
+
+def _rail_run_body(ctx, who):
+    # A run of train 2 at a random time 20-60 days ahead: never the demo
+    # schedule's (14 days), never twice the same.
+    start = int(time.time()) + 20 * 86400 + uuid.uuid4().int % (40 * 86400)
+    return {"train_id": 2, "origin_station_id": 210, "destination_station_id": 201,
+            "departure_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+            "arrival_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 3480))}
+
+
+def _rail_booking_body(ctx, who):
+    # Any one standard seat, paid from the demo rider's card (the other rider
+    # gets 404 for it).
+    return {"run_id": ctx["rail_run"], "card_id": ctx["rail_card"], "seat_count": 1, "class": "standard"}
 
 
 def _trip_end_body(ctx, who):
@@ -123,6 +147,16 @@ ROUTES = {
     "GET /api/v1/analytics/stations/{station_id}/top-destinations": Row(PUBLIC),
     "GET /api/v1/cache/stats": Row(ADMIN),
     "POST /api/v1/cache/clear": Row(ADMIN),
+    # regional rail: reads public, bookings the rider's (or any, for the admin)
+    "GET /api/v1/rail/trains": Row(PUBLIC),
+    "GET /api/v1/rail/runs": Row(PUBLIC),
+    "POST /api/v1/rail/runs": Row(ADMIN, body=_rail_run_body),
+    "GET /api/v1/rail/runs/{run_id}/seats": Row(PUBLIC, run_id="rail_run"),
+    "POST /api/v1/rail/bookings": Row(BOOKER, body=_rail_booking_body),
+    "GET /api/v1/rail/bookings": Row(dict(BOOKER, other=OK)),              # the other rider's own (none)
+    "GET /api/v1/rail/bookings/{booking_id}": Row(BOOKER, booking_id="rail_booking"),
+    # a booking per caller that may cancel it (a cancelled booking is 409)
+    "POST /api/v1/rail/bookings/{booking_id}/cancel": Row(BOOKER, booking_id="rail_cancel"),
 }
 
 CREDENTIALS = dict(DEMO_ACCOUNTS, other=OTHER_RIDER)
@@ -178,6 +212,20 @@ def ctx(base, tokens):
         assert r.status_code == 201, r.text
         c["open_trips"][who] = r.json()["trip_id"]
     c["trip"] = c["open_trips"]["rider"]
+    # Rail: a card of the demo rider's with money, a run of tomorrow, one of
+    # the rider's bookings to read and one per caller to cancel.
+    c["rail_card"] = new_card(100000)
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 5 * 3600 + 86400))
+    runs = requests.get(base + V1 + "/rail/runs", params={"origin": 201, "date": tomorrow}).json()["runs"]
+    c["rail_run"] = runs[-1]["run_id"]
+
+    def book():
+        r = requests.post(base + V1 + "/rail/bookings", headers=rider, json=_rail_booking_body(c, "rider"))
+        assert r.status_code == 201, r.text
+        return r.json()["booking_id"]
+
+    c["rail_booking"] = book()
+    c["rail_cancel"] = PerCaller(rider=book(), admin=book())
     return c
 
 
@@ -212,9 +260,10 @@ def test_role_matrix(base, tokens, ctx, route):
         pytest.fail("matrix row for a route the server does not serve: " + route)
     row = ROUTES[route]
     method, pattern = route.split(" ", 1)
-    url = base + pattern.format(**{k: ctx[v] for k, v in row.ids.items()})
     failures = []
     for who in WHO:
+        url = base + pattern.format(**{k: ctx[v].of(who) if isinstance(ctx[v], PerCaller) else ctx[v]
+                                       for k, v in row.ids.items()})
         kw = {"headers": headers_for(who, tokens, base, row.fresh), "timeout": 30}
         if row.body is not None:
             kw["json"] = row.body(ctx, who)
