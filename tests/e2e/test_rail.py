@@ -574,7 +574,7 @@ def test_blocked_card(base, admin, rider, operator, touched, db):
     assert db_scalar(db, "SELECT balance FROM cards WHERE card_id = %s", card) == 20000
 
 
-def test_cards_a_rider_may_not_use(base, admin, rider, other, tokens, touched, db):
+def test_cards_a_rider_may_not_use(base, admin, rider, other, touched, db):
     run = create_run(base, admin)
     rid = run["run_id"]
     before = db_scalar(db, "SELECT balance FROM cards WHERE card_id = %s", THEIR_CARD)
