@@ -179,7 +179,7 @@ int config_load(struct config *c, char *err, size_t errlen)
 	if (env_int("DB_STATEMENT_TIMEOUT_MS", 5000, 10, 600000, &v, err, errlen))
 		return -1;
 	c->db_statement_timeout_ms = (int)v;
-	if (env_int("REDIS_TIMEOUT_MS", 250, 1, 60000, &v, err, errlen))
+	if (env_int("REDIS_TIMEOUT_MS", 500, 1, 60000, &v, err, errlen))
 		return -1;
 	c->redis_timeout_ms = (int)v;
 	if (env_int("SHUTDOWN_TIMEOUT", 30, 0, 3600, &v, err, errlen))
