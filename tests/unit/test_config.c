@@ -61,7 +61,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.cache_prefix, "transitd:");
 	assert_int_equal(c.db_connect_timeout_s, 2);
 	assert_int_equal(c.db_statement_timeout_ms, 5000);
-	assert_int_equal(c.redis_timeout_ms, 250);
+	assert_int_equal(c.redis_timeout_ms, 500);
 	assert_int_equal(c.shutdown_timeout_s, 30);
 	assert_int_equal(c.near_cache_ttl_ms, 1000);
 	assert_string_equal(c.web_dir, "web");
