@@ -42,6 +42,8 @@ void station_arrivals(struct request *req, struct worker *w);
 void station_alerts(struct request *req, struct worker *w);
 void routes_list(struct request *req, struct worker *w);
 void route_get(struct request *req, struct worker *w);
+void alerts_create(struct request *req, struct worker *w);
+void alerts_end(struct request *req, struct worker *w);
 
 /* cards.c */
 extern struct cache_family family_card_balance, family_card_history;

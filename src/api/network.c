@@ -84,3 +84,66 @@ void station_arrivals(struct request *req, struct worker *w) { reply_cached(req,
 void station_alerts(struct request *req, struct worker *w) { reply_cached(req, w, fill_alerts); }
 void routes_list(struct request *req, struct worker *w) { reply_cached(req, w, fill_routes); }
 void route_get(struct request *req, struct worker *w) { reply_cached(req, w, fill_route); }
+
+/* Drops the alert lists of every station an alert write touched. */
+static void invalidate_alerts(struct request *req, struct worker *w, const char *stations)
+{
+	const char *keys[256];
+	size_t n = 0;
+	for (const char *p = stations; *p && n < sizeof(keys) / sizeof(keys[0]);) {
+		size_t len = strcspn(p, ",");
+		keys[n++] = arena_printf(&req->arena, "station:%.*s:alerts", (int)len, p);
+		p += len + (p[len] == ',');
+	}
+	cache_invalidate(&w->redis, &req->arena, keys, n);
+}
+
+static int alert_time(struct request *req, const char *field, const char **out, struct api_error *err)
+{
+	if (json_get_str(req->json, field, 0, 40, out, err))
+		return -1;
+	if (*out && !rfc3339_valid(*out))
+		return api_fail_field(err, field, "must be an RFC 3339 time with a zone");
+	return 0;
+}
+
+void alerts_create(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	struct alert al = { 0 };
+	const char *stations;
+	if (json_get_str(req->json, "message", 1, 2000, &al.message, &e) ||
+	    json_get_str(req->json, "severity", 1, 16, &al.severity, &e) ||
+	    json_get_str(req->json, "alert_type", 0, 40, &al.alert_type, &e) ||
+	    json_get_int(req->json, "station_id", 0, 1, INT32_MAX, &al.station_id, NULL, &e) ||
+	    json_get_int(req->json, "route_id", 0, 1, INT32_MAX, &al.route_id, NULL, &e) ||
+	    alert_time(req, "start_timestamp", &al.start, &e) || alert_time(req, "end_timestamp", &al.end, &e))
+		goto fail;
+	if (!*al.message) {
+		api_fail_field(&e, "message", "must not be empty");
+		goto fail;
+	}
+	if (strcmp(al.severity, "INFO") && strcmp(al.severity, "WARNING") && strcmp(al.severity, "CRITICAL")) {
+		api_fail_field(&e, "severity", "must be INFO, WARNING or CRITICAL");
+		goto fail;
+	}
+	if (alert_create(&w->primary, &req->arena, &al, reply(req, 201), &stations, &e))
+		goto fail;
+	invalidate_alerts(req, w, stations);
+	return;
+fail:
+	reply_problem(req, &e);
+}
+
+void alerts_end(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	const char *end, *stations;
+	if (alert_time(req, "end_timestamp", &end, &e) ||
+	    (!end && api_fail_field(&e, "end_timestamp", "is required")) ||
+	    alert_end(&w->primary, &req->arena, req->ids[0], end, reply(req, 200), &stations, &e)) {
+		reply_problem(req, &e);
+		return;
+	}
+	invalidate_alerts(req, w, stations);
+}

@@ -104,32 +104,6 @@ void rail_seats_get(struct request *req, struct worker *w)
 	reply_cached(req, w, fill_seats);
 }
 
-/* RFC 3339 with a zone: 2026-11-26T10:00:00Z or 2026-11-26T05:00:00.5-05:00.
- * Checked here, because PostgreSQL would also take "tomorrow" or "infinity". */
-static int rfc3339_time(const char *s)
-{
-	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-	size_t i = 0;
-	for (; shape[i]; i++) {
-		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
-			return 0;
-	}
-	if (s[i] == '.') {
-		i++;
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		while (s[i] >= '0' && s[i] <= '9')
-			i++;
-	}
-	if (s[i] == 'Z')
-		return s[i + 1] == '\0';
-	if (s[i] != '+' && s[i] != '-')
-		return 0;
-	const char *z = s + i + 1;
-	return z[0] >= '0' && z[0] <= '9' && z[1] >= '0' && z[1] <= '9' && z[2] == ':' && z[3] >= '0' &&
-	       z[3] <= '9' && z[4] >= '0' && z[4] <= '9' && z[5] == '\0';
-}
-
 void rail_runs_create(struct request *req, struct worker *w)
 {
 	struct api_error e;
@@ -139,8 +113,8 @@ void rail_runs_create(struct request *req, struct worker *w)
 	    json_get_int(req->json, "destination_station_id", 1, 1, INT32_MAX, &n.destination, NULL, &e) ||
 	    json_get_str(req->json, "departure_time", 1, 40, &n.departure, &e) ||
 	    json_get_str(req->json, "arrival_time", 1, 40, &n.arrival, &e) ||
-	    (!rfc3339_time(n.departure) && api_fail_field(&e, "departure_time", "must be an RFC 3339 time with a zone")) ||
-	    (!rfc3339_time(n.arrival) && api_fail_field(&e, "arrival_time", "must be an RFC 3339 time with a zone")) ||
+	    (!rfc3339_valid(n.departure) && api_fail_field(&e, "departure_time", "must be an RFC 3339 time with a zone")) ||
+	    (!rfc3339_valid(n.arrival) && api_fail_field(&e, "arrival_time", "must be an RFC 3339 time with a zone")) ||
 	    rail_run_create(&w->primary, &req->arena, &n, reply(req, 201), &e)) {
 		reply_problem(req, &e);
 		return;

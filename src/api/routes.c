@@ -38,6 +38,8 @@ const struct route api_routes[] = {
 	{ HTTP_GET, V1 "/stations/{station_id}/alerts", station_alerts, 0, 0, &family_alerts, "service alerts" },
 	{ HTTP_GET, V1 "/routes", routes_list, 0, 0, &family_routes, "routes" },
 	{ HTTP_GET, V1 "/routes/{route_id}", route_get, 0, 0, &family_route, "one route and its ordered stops" },
+	{ HTTP_POST, V1 "/alerts", alerts_create, ROUTE_JSON_BODY, ROLE_ADMIN, NULL, "publish a service alert" },
+	{ HTTP_PATCH, V1 "/alerts/{alert_id}", alerts_end, ROUTE_JSON_BODY, ROLE_ADMIN, NULL, "end an alert" },
 
 	/* auth and users */
 	{ HTTP_POST, V1 "/auth/register", auth_register, ROUTE_JSON_BODY, 0, NULL, "create a rider account" },

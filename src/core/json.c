@@ -159,3 +159,29 @@ int parse_int64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 	*out = n;
 	return 0;
 }
+
+/* RFC 3339 with a zone: 2026-11-26T10:00:00Z or 2026-11-26T05:00:00.5-05:00.
+ * Checked before PostgreSQL sees it: it would also take "tomorrow" or "infinity". */
+int rfc3339_valid(const char *s)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	size_t i = 0;
+	for (; shape[i]; i++) {
+		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+			return 0;
+	}
+	if (s[i] == '.') {
+		i++;
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		while (s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	if (s[i] == 'Z')
+		return s[i + 1] == '\0';
+	if (s[i] != '+' && s[i] != '-')
+		return 0;
+	const char *z = s + i + 1;
+	return z[0] >= '0' && z[0] <= '9' && z[1] >= '0' && z[1] <= '9' && z[2] == ':' && z[3] >= '0' &&
+	       z[3] <= '9' && z[4] >= '0' && z[4] <= '9' && z[5] == '\0';
+}

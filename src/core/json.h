@@ -29,4 +29,7 @@ int json_get_bool(json_t *obj, const char *field, int required, int *out, int *p
  * digits only, no spaces, within [lo, hi]. 0 or -1. */
 int parse_int64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
+/* 1 when s is an RFC 3339 time with a zone (Z or ±hh:mm), 0 otherwise. */
+int rfc3339_valid(const char *s);
+
 #endif

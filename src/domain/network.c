@@ -14,6 +14,9 @@ enum {
 	ALERTS,
 	ROUTES,
 	ROUTE,
+	ALERT_CREATE,
+	ALERT_END,
+	PLACE_CHECK,
 };
 
 static const struct sql_stmt stmts[] = {
@@ -78,6 +81,22 @@ static const struct sql_stmt stmts[] = {
 		"    'station_type', s.station_type) ORDER BY rs.stop_sequence)"
 		"    FROM route_stops rs JOIN stations s USING (station_id) WHERE rs.route_id = r.route_id), '[]'))::text"
 		" FROM routes r WHERE r.route_id = $1" },
+	/* The alert and the stations whose alert lists it changes. */
+#define ALERT_RESULT \
+	"SELECT json_build_object('alert_id', a.alert_id, 'severity', a.severity, 'alert_type', a.alert_type," \
+	"  'message', a.message, 'station_id', a.station_id, 'route_id', a.route_id," \
+	"  'start_timestamp', rfc3339(a.start_timestamp), 'end_timestamp', rfc3339(a.end_timestamp))::text," \
+	"  coalesce((SELECT string_agg(DISTINCT x::text, ',') FROM (SELECT a.station_id AS x WHERE a.station_id IS NOT NULL" \
+	"    UNION SELECT rs.station_id FROM route_stops rs WHERE rs.route_id = a.route_id) s), '') FROM a"
+	[ALERT_CREATE] = { "network_alert_create",
+		"WITH a AS (INSERT INTO alerts (severity, alert_type, message, station_id, route_id, start_timestamp,"
+		"  end_timestamp) VALUES ($1, coalesce($2, 'service'), $3, $4, $5, coalesce($6::timestamptz, now()),"
+		"  $7::timestamptz) RETURNING *) " ALERT_RESULT },
+	[ALERT_END] = { "network_alert_end",
+		"WITH a AS (UPDATE alerts SET end_timestamp = $2::timestamptz WHERE alert_id = $1 RETURNING *) " ALERT_RESULT },
+	[PLACE_CHECK] = { "network_place_check",
+		"SELECT $1::int IS NULL OR EXISTS (SELECT 1 FROM stations WHERE station_id = $1),"
+		"  $2::int IS NULL OR EXISTS (SELECT 1 FROM routes WHERE route_id = $2)" },
 };
 
 void network_register(void)
@@ -153,4 +172,44 @@ int network_route(struct pg *db, struct arena *a, int64_t id, struct buf *out, s
 {
 	const char *v[] = { num(a, id) };
 	return document(db, a, ROUTE, 1, v, out, err, "route");
+}
+
+/* Copies the document and the affected stations of an alert statement. */
+static int alert_result(struct pg *db, PGresult *r, struct arena *a, struct buf *out, const char **stations,
+			struct api_error *err, int64_t id)
+{
+	if (!r) {
+		if (!strcmp(db->sqlstate, "23514"))
+			return api_fail_field(err, "end_timestamp", "must not be before start_timestamp");
+		return -1;
+	}
+	if (PQntuples(r) != 1)
+		return api_fail(err, "not-found", "alert %lld does not exist", (long long)id);
+	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	*stations = arena_strdup(a, PQgetvalue(r, 0, 1));
+	return 0;
+}
+
+int alert_create(struct pg *db, struct arena *a, const struct alert *al, struct buf *out, const char **stations,
+		 struct api_error *err)
+{
+	const char *station = al->station_id ? num(a, al->station_id) : NULL;
+	const char *route = al->route_id ? num(a, al->route_id) : NULL;
+	const char *pv[] = { station, route };
+	PGresult *r = pg_exec(db, a, &stmts[PLACE_CHECK], 2, pv, err);
+	if (!r)
+		return -1;
+	if (strcmp(PQgetvalue(r, 0, 0), "t"))
+		return api_fail_field(err, "station_id", "is not a station");
+	if (strcmp(PQgetvalue(r, 0, 1), "t"))
+		return api_fail_field(err, "route_id", "is not a route");
+	const char *v[] = { al->severity, al->alert_type, al->message, station, route, al->start, al->end };
+	return alert_result(db, pg_exec(db, a, &stmts[ALERT_CREATE], 7, v, err), a, out, stations, err, 0);
+}
+
+int alert_end(struct pg *db, struct arena *a, int64_t alert_id, const char *end, struct buf *out,
+	      const char **stations, struct api_error *err)
+{
+	const char *v[] = { num(a, alert_id), end };
+	return alert_result(db, pg_exec(db, a, &stmts[ALERT_END], 2, v, err), a, out, stations, err, alert_id);
 }

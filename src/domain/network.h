@@ -30,4 +30,15 @@ int network_alerts(struct pg *db, struct arena *a, int64_t station_id, int activ
 int network_routes(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
 int network_route(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err);
 
+struct alert {
+	const char *severity, *alert_type, *message, *start, *end; /* type, start, end may be NULL */
+	int64_t station_id, route_id;                             /* 0 = none */
+};
+/* Writes the alert document; *stations receives the ids of the stations
+ * whose alert lists changed, comma-separated (may be empty). */
+int alert_create(struct pg *db, struct arena *a, const struct alert *al, struct buf *out, const char **stations,
+		 struct api_error *err);
+int alert_end(struct pg *db, struct arena *a, int64_t alert_id, const char *end, struct buf *out,
+	      const char **stations, struct api_error *err);
+
 #endif
