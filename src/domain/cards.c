@@ -114,11 +114,6 @@ int card_number_valid(const char *s)
 	return sum % 10 == 0;
 }
 
-static const char *num(struct arena *a, int64_t v)
-{
-	return arena_printf(a, "%lld", (long long)v);
-}
-
 /* Copies the single JSON value of r into out; 404 when there is no row. */
 static int document(PGresult *r, struct buf *out, struct api_error *err, int64_t card_id)
 {
@@ -134,7 +129,7 @@ int card_create(struct pg *db, struct arena *a, int64_t user_id, struct buf *out
 	for (int attempt = 0; attempt < 3; attempt++) {
 		char number[17];
 		card_number_generate(number);
-		const char *v[] = { number, user_id ? num(a, user_id) : NULL };
+		const char *v[] = { number, user_id ? pg_int(a, user_id) : NULL };
 		PGresult *r = pg_exec(db, a, &stmts[CREATE], 2, v, err);
 		if (r) {
 			buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
@@ -151,7 +146,7 @@ int card_create(struct pg *db, struct arena *a, int64_t user_id, struct buf *out
 static int read_one(struct pg *db, struct arena *a, int stmt, int64_t card_id, struct buf *out,
 		    struct api_error *err)
 {
-	const char *v[] = { num(a, card_id) };
+	const char *v[] = { pg_int(a, card_id) };
 	PGresult *r = pg_exec(db, a, &stmts[stmt], 1, v, err);
 	return r ? document(r, out, err, card_id) : -1;
 }
@@ -169,7 +164,7 @@ int card_balance(struct pg *db, struct arena *a, int64_t card_id, struct buf *ou
 static int page(struct pg *db, struct arena *a, int stmt, int64_t card_id, int64_t after_id, int64_t limit,
 		struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, card_id), num(a, after_id), num(a, limit) };
+	const char *v[] = { pg_int(a, card_id), pg_int(a, after_id), pg_int(a, limit) };
 	PGresult *r = pg_exec(db, a, &stmts[stmt], 3, v, err);
 	return r ? document(r, out, err, card_id) : -1;
 }
@@ -189,7 +184,7 @@ int card_transactions(struct pg *db, struct arena *a, int64_t card_id, int64_t a
 /* Why a balance change found no active card: 404 or 409 card-blocked. */
 static int explain_missing_card(struct pg *db, struct arena *a, int64_t card_id, struct api_error *err)
 {
-	const char *v[] = { num(a, card_id) };
+	const char *v[] = { pg_int(a, card_id) };
 	PGresult *r = pg_exec(db, a, &stmts[STATUS_OF], 1, v, err);
 	if (!r)
 		return -1;
@@ -202,14 +197,14 @@ int card_recharge(struct pg *db, struct arena *a, const struct recharge *rc, str
 		  struct api_error *err)
 {
 	if (rc->point_id) {
-		const char *v[] = { num(a, rc->point_id) };
+		const char *v[] = { pg_int(a, rc->point_id) };
 		PGresult *r = pg_exec(db, a, &stmts[POINT_ACTIVE], 1, v, err);
 		if (!r)
 			return -1;
 		if (PQntuples(r) == 0)
 			return api_fail_field(err, "recharge_point_id", "is not an active recharge point");
 	}
-	const char *v[] = { num(a, rc->card_id), num(a, rc->amount), rc->point_id ? num(a, rc->point_id) : NULL };
+	const char *v[] = { pg_int(a, rc->card_id), pg_int(a, rc->amount), rc->point_id ? pg_int(a, rc->point_id) : NULL };
 	PGresult *r = pg_exec(db, a, &stmts[RECHARGE], 3, v, err);
 	if (!r)
 		return -1;
@@ -222,14 +217,14 @@ int card_recharge(struct pg *db, struct arena *a, const struct recharge *rc, str
 int card_set_status(struct pg *db, struct arena *a, int64_t card_id, const char *status, struct buf *out,
 		    struct api_error *err)
 {
-	const char *v[] = { num(a, card_id), status };
+	const char *v[] = { pg_int(a, card_id), status };
 	PGresult *r = pg_exec(db, a, &stmts[SET_STATUS], 2, v, err);
 	return r ? document(r, out, err, card_id) : -1;
 }
 
 int card_owner(struct pg *db, struct arena *a, int64_t card_id, int64_t *owner, struct api_error *err)
 {
-	const char *v[] = { num(a, card_id) };
+	const char *v[] = { pg_int(a, card_id) };
 	PGresult *r = pg_exec(db, a, &stmts[OWNER], 1, v, err);
 	if (!r)
 		return -1;

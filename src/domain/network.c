@@ -117,11 +117,6 @@ static int document(struct pg *db, struct arena *a, int stmt, int n, const char 
 	return 0;
 }
 
-static const char *num(struct arena *a, int64_t v)
-{
-	return arena_printf(a, "%lld", (long long)v);
-}
-
 int network_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
 {
 	return document(db, a, LOCALITIES, 0, NULL, out, err, "localities");
@@ -140,26 +135,26 @@ int network_stations(struct pg *db, struct arena *a, const struct station_filter
 			return api_fail_field(err, "locality", "is not a locality of Bogotá (see /api/v1/localities)");
 		locality_id = PQgetvalue(r, 0, 0);
 	}
-	const char *v[] = { locality_id, f->type, num(a, f->after_id), num(a, f->limit) };
+	const char *v[] = { locality_id, f->type, pg_int(a, f->after_id), pg_int(a, f->limit) };
 	return document(db, a, STATIONS, 4, v, out, err, "stations");
 }
 
 int network_station(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, id) };
+	const char *v[] = { pg_int(a, id) };
 	return document(db, a, STATION, 1, v, out, err, "station");
 }
 
 int network_arrivals(struct pg *db, struct arena *a, int64_t station_id, struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, station_id) };
+	const char *v[] = { pg_int(a, station_id) };
 	return document(db, a, ARRIVALS, 1, v, out, err, "station");
 }
 
 int network_alerts(struct pg *db, struct arena *a, int64_t station_id, int active_only, struct buf *out,
 		   struct api_error *err)
 {
-	const char *v[] = { num(a, station_id), active_only ? "true" : "false" };
+	const char *v[] = { pg_int(a, station_id), active_only ? "true" : "false" };
 	return document(db, a, ALERTS, 2, v, out, err, "station");
 }
 
@@ -170,7 +165,7 @@ int network_routes(struct pg *db, struct arena *a, struct buf *out, struct api_e
 
 int network_route(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, id) };
+	const char *v[] = { pg_int(a, id) };
 	return document(db, a, ROUTE, 1, v, out, err, "route");
 }
 
@@ -193,8 +188,8 @@ static int alert_result(struct pg *db, PGresult *r, struct arena *a, struct buf 
 int alert_create(struct pg *db, struct arena *a, const struct alert *al, struct buf *out, const char **stations,
 		 struct api_error *err)
 {
-	const char *station = al->station_id ? num(a, al->station_id) : NULL;
-	const char *route = al->route_id ? num(a, al->route_id) : NULL;
+	const char *station = al->station_id ? pg_int(a, al->station_id) : NULL;
+	const char *route = al->route_id ? pg_int(a, al->route_id) : NULL;
 	const char *pv[] = { station, route };
 	PGresult *r = pg_exec(db, a, &stmts[PLACE_CHECK], 2, pv, err);
 	if (!r)
@@ -210,6 +205,6 @@ int alert_create(struct pg *db, struct arena *a, const struct alert *al, struct 
 int alert_end(struct pg *db, struct arena *a, int64_t alert_id, const char *end, struct buf *out,
 	      const char **stations, struct api_error *err)
 {
-	const char *v[] = { num(a, alert_id), end };
+	const char *v[] = { pg_int(a, alert_id), end };
 	return alert_result(db, pg_exec(db, a, &stmts[ALERT_END], 2, v, err), a, out, stations, err, alert_id);
 }

@@ -110,11 +110,6 @@ void rail_register(void)
 	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
 }
 
-static const char *num(struct arena *a, int64_t v)
-{
-	return arena_printf(a, "%lld", (long long)v);
-}
-
 static int copy_doc(PGresult *r, struct buf *out, struct api_error *err, const char *what, int64_t id)
 {
 	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
@@ -132,14 +127,14 @@ int rail_trains(struct pg *db, struct arena *a, struct buf *out, struct api_erro
 int rail_runs(struct pg *db, struct arena *a, int64_t origin, int64_t destination, const char *date,
 	      struct buf *out, struct api_error *err)
 {
-	const char *v[] = { origin ? num(a, origin) : NULL, destination ? num(a, destination) : NULL, date };
+	const char *v[] = { origin ? pg_int(a, origin) : NULL, destination ? pg_int(a, destination) : NULL, date };
 	PGresult *r = pg_exec(db, a, &stmts[RUNS], 3, v, err);
 	return r ? copy_doc(r, out, err, "runs", 0) : -1;
 }
 
 int rail_seat_map(struct pg *db, struct arena *a, int64_t run_id, struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, run_id) };
+	const char *v[] = { pg_int(a, run_id) };
 	PGresult *r = pg_exec(db, a, &stmts[SEAT_MAP], 1, v, err);
 	return r ? copy_doc(r, out, err, "run", run_id) : -1;
 }
@@ -147,7 +142,7 @@ int rail_seat_map(struct pg *db, struct arena *a, int64_t run_id, struct buf *ou
 int rail_run_create(struct pg *db, struct arena *a, const struct rail_new_run *n, struct buf *out,
 		    struct api_error *err)
 {
-	const char *cv[] = { num(a, n->train_id), num(a, n->origin), num(a, n->destination) };
+	const char *cv[] = { pg_int(a, n->train_id), pg_int(a, n->origin), pg_int(a, n->destination) };
 	PGresult *r = pg_exec(db, a, &stmts[RUN_CHECK], 3, cv, err);
 	if (!r)
 		return -1;
@@ -230,7 +225,7 @@ int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *q, 
 	if (q->rider_id && owner != q->rider_id)
 		return api_fail(err, "not-found", "card %lld does not exist", (long long)q->card_id);
 
-	const char *run = num(a, q->run_id);
+	const char *run = pg_int(a, q->run_id);
 	const char *rv[] = { run };
 	PGresult *r = pg_exec(db, a, &stmts[RUN_DEPARTED], 1, rv, err);
 	if (!r)
@@ -256,7 +251,7 @@ int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *q, 
 		if (PQntuples(r))
 			return taken_problem(a, r, err);
 	} else {
-		const char *v[] = { run, q->class, num(a, q->seat_count) };
+		const char *v[] = { run, q->class, pg_int(a, q->seat_count) };
 		if (!(r = pg_exec(db, a, &stmts[SEATS_ANY], 3, v, err)))
 			return -1;
 		n = collect(r, ids, &total);
@@ -267,7 +262,7 @@ int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *q, 
 			return -1;
 		}
 	}
-	const char *cv[] = { num(a, q->card_id), num(a, total), run, id_array(a, ids, n) };
+	const char *cv[] = { pg_int(a, q->card_id), pg_int(a, total), run, id_array(a, ids, n) };
 	if (!(r = pg_exec(db, a, &stmts[CHARGE], 4, cv, err)))
 		return !strcmp(db->sqlstate, "23505") ? RAIL_RETRY : -1;
 	if (PQntuples(r) == 0) {
@@ -290,7 +285,7 @@ int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *q, 
 int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, int64_t *run_id,
 		int64_t *card_id, struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, booking_id), num(a, rider_id) };
+	const char *v[] = { pg_int(a, booking_id), pg_int(a, rider_id) };
 	PGresult *r = pg_exec(db, a, &stmts[CANCEL_LOCK], 2, v, err);
 	if (!r)
 		return -1;
@@ -312,7 +307,7 @@ int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t ride
 int rail_booking_get(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, struct buf *out,
 		     struct api_error *err)
 {
-	const char *v[] = { num(a, booking_id), num(a, rider_id) };
+	const char *v[] = { pg_int(a, booking_id), pg_int(a, rider_id) };
 	PGresult *r = pg_exec(db, a, &stmts[BOOKING_GET], 2, v, err);
 	return r ? copy_doc(r, out, err, "booking", booking_id) : -1;
 }
@@ -320,7 +315,7 @@ int rail_booking_get(struct pg *db, struct arena *a, int64_t booking_id, int64_t
 int rail_bookings_page(struct pg *db, struct arena *a, int64_t rider_id, int64_t after_id, int64_t limit,
 		       struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, rider_id), num(a, after_id), num(a, limit) };
+	const char *v[] = { pg_int(a, rider_id), pg_int(a, after_id), pg_int(a, limit) };
 	PGresult *r = pg_exec(db, a, &stmts[BOOKINGS_PAGE], 3, v, err);
 	return r ? copy_doc(r, out, err, "bookings", 0) : -1;
 }

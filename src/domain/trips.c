@@ -101,11 +101,6 @@ void trips_register(void)
 	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
 }
 
-static const char *num(struct arena *a, int64_t v)
-{
-	return arena_printf(a, "%lld", (long long)v);
-}
-
 static int truth(PGresult *r, int row, int col)
 {
 	return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
@@ -115,7 +110,7 @@ static int truth(PGresult *r, int row, int col)
 static int check_place(struct pg *db, struct arena *a, const struct tap_in *t, const char **route_type,
 		       struct api_error *err)
 {
-	const char *v[] = { num(a, t->route_id), num(a, t->station_id) };
+	const char *v[] = { pg_int(a, t->route_id), pg_int(a, t->station_id) };
 	PGresult *r = pg_exec(db, a, &stmts[PLACE], 2, v, err);
 	if (!r)
 		return -1;
@@ -134,7 +129,7 @@ static int pick_vehicle(struct pg *db, struct arena *a, const struct tap_in *t, 
 {
 	*vehicle = NULL;
 	if (t->vehicle_id) {
-		const char *v[] = { num(a, t->vehicle_id), num(a, t->route_id) };
+		const char *v[] = { pg_int(a, t->vehicle_id), pg_int(a, t->route_id) };
 		PGresult *r = pg_exec(db, a, &stmts[VEHICLE_CHECK], 2, v, err);
 		if (!r)
 			return -1;
@@ -144,7 +139,7 @@ static int pick_vehicle(struct pg *db, struct arena *a, const struct tap_in *t, 
 		*vehicle = v[0];
 		return 0;
 	}
-	const char *v[] = { num(a, t->route_id) };
+	const char *v[] = { pg_int(a, t->route_id) };
 	PGresult *r = pg_exec(db, a, &stmts[VEHICLE_ANY], 1, v, err);
 	if (!r)
 		return -1;
@@ -156,7 +151,7 @@ static int pick_vehicle(struct pg *db, struct arena *a, const struct tap_in *t, 
 int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t rider_id, struct buf *out,
 	       struct api_error *err)
 {
-	const char *card_v[] = { num(a, t->card_id) };
+	const char *card_v[] = { pg_int(a, t->card_id) };
 	PGresult *r = pg_exec(db, a, &stmts[CARD], 1, card_v, err);
 	if (!r)
 		return -1;
@@ -211,9 +206,9 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 	if (pick_vehicle(db, a, t, &vehicle, err))
 		return -1;
 	const char *v[] = {
-		num(a, t->card_id), num(a, d.fare), num(a, d.new_balance), num(a, d.new_credit_trips),
-		num(a, t->route_id), vehicle, num(a, t->station_id), d.is_transfer ? "true" : "false",
-		d.on_credit ? "true" : "false", d.is_transfer ? prev_start : NULL, num(a, d.journey_transfers),
+		pg_int(a, t->card_id), pg_int(a, d.fare), pg_int(a, d.new_balance), pg_int(a, d.new_credit_trips),
+		pg_int(a, t->route_id), vehicle, pg_int(a, t->station_id), d.is_transfer ? "true" : "false",
+		d.on_credit ? "true" : "false", d.is_transfer ? prev_start : NULL, pg_int(a, d.journey_transfers),
 	};
 	r = pg_exec(db, a, &stmts[CHARGE], 11, v, err);
 	if (!r) {
@@ -229,7 +224,7 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 int trip_end(struct pg *db, struct arena *a, int64_t trip_id, int64_t station_id, int64_t rider_id,
 	     struct buf *out, int64_t *card_id, int64_t *boarding_id, struct api_error *err)
 {
-	const char *v[] = { num(a, trip_id), num(a, station_id), num(a, rider_id) };
+	const char *v[] = { pg_int(a, trip_id), pg_int(a, station_id), pg_int(a, rider_id) };
 	PGresult *r = pg_exec(db, a, &stmts[OPEN_TRIP], 3, v, err);
 	if (!r)
 		return -1;
@@ -251,7 +246,7 @@ int trip_end(struct pg *db, struct arena *a, int64_t trip_id, int64_t station_id
 int trip_get(struct pg *db, struct arena *a, int64_t trip_id, int64_t rider_id, struct buf *out,
 	     struct api_error *err)
 {
-	const char *v[] = { num(a, trip_id), num(a, rider_id) };
+	const char *v[] = { pg_int(a, trip_id), pg_int(a, rider_id) };
 	PGresult *r = pg_exec(db, a, &stmts[GET], 2, v, err);
 	if (!r)
 		return -1;
@@ -264,7 +259,7 @@ int trip_get(struct pg *db, struct arena *a, int64_t trip_id, int64_t rider_id, 
 int trips_page(struct pg *db, struct arena *a, int by_user, int64_t owner_id, int64_t rider_id, int64_t after_id,
 	       int64_t limit, struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, owner_id), num(a, rider_id), num(a, after_id), num(a, limit) };
+	const char *v[] = { pg_int(a, owner_id), pg_int(a, rider_id), pg_int(a, after_id), pg_int(a, limit) };
 	PGresult *r = pg_exec(db, a, &stmts[by_user ? BY_USER : BY_CARD], 4, v, err);
 	if (!r)
 		return -1;

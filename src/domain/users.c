@@ -42,11 +42,6 @@ void users_register_statements(void)
 	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
 }
 
-static const char *num(struct arena *a, int64_t v)
-{
-	return arena_printf(a, "%lld", (long long)v);
-}
-
 static int one_doc(struct pg *db, struct arena *a, int stmt, int n, const char *const *v, struct buf *out,
 		   struct api_error *err)
 {
@@ -89,13 +84,13 @@ int user_credentials(struct pg *db, struct arena *a, const char *email, struct c
 
 int user_touch_login(struct pg *db, struct arena *a, int64_t user_id, struct api_error *err)
 {
-	const char *v[] = { num(a, user_id) };
+	const char *v[] = { pg_int(a, user_id) };
 	return pg_exec(db, a, &stmts[TOUCH], 1, v, err) ? 0 : -1;
 }
 
 int user_role(struct pg *db, struct arena *a, int64_t user_id, enum role *role, struct api_error *err)
 {
-	const char *v[] = { num(a, user_id) };
+	const char *v[] = { pg_int(a, user_id) };
 	PGresult *r = pg_exec(db, a, &stmts[ROLE_OF], 1, v, err);
 	if (!r)
 		return -1;
@@ -107,14 +102,14 @@ int user_role(struct pg *db, struct arena *a, int64_t user_id, enum role *role, 
 
 int user_me(struct pg *db, struct arena *a, int64_t user_id, struct buf *out, struct api_error *err)
 {
-	const char *v[] = { num(a, user_id) };
+	const char *v[] = { pg_int(a, user_id) };
 	return one_doc(db, a, ME, 1, v, out, err);
 }
 
 int users_page(struct pg *db, struct arena *a, int64_t after_id, int64_t limit, struct buf *out,
 	       struct api_error *err)
 {
-	const char *v[] = { num(a, after_id), num(a, limit) };
+	const char *v[] = { pg_int(a, after_id), pg_int(a, limit) };
 	return one_doc(db, a, PAGE, 2, v, out, err);
 }
 
@@ -141,7 +136,7 @@ int users_newest(struct pg *db, struct arena *a, struct buf *out, struct api_err
 int user_set_role(struct pg *db, struct arena *a, int64_t user_id, enum role role, struct buf *out,
 		  struct api_error *err)
 {
-	const char *v[] = { num(a, user_id), role_name(role) };
+	const char *v[] = { pg_int(a, user_id), role_name(role) };
 	return one_doc(db, a, SET_ROLE, 2, v, out, err);
 }
 

@@ -155,3 +155,8 @@ int pg_run(struct pg *pg, const char *sql, struct api_error *err)
 	PQclear(r);
 	return 0;
 }
+
+const char *pg_int(struct arena *a, int64_t v)
+{
+	return arena_printf(a, "%lld", (long long)v);
+}

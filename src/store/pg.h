@@ -10,6 +10,7 @@
  * "unavailable" error, never a hang.
  */
 #include <libpq-fe.h>
+#include <stdint.h>
 
 #include "../core/arena.h"
 #include "../core/config.h"
@@ -49,5 +50,8 @@ PGresult *pg_exec(struct pg *pg, struct arena *a, const struct sql_stmt *stmt, i
 		  const char *const *values, struct api_error *err);
 /* Plain SQL without parameters (BEGIN, COMMIT, migrations). 0 or -1. */
 int pg_run(struct pg *pg, const char *sql, struct api_error *err);
+
+/* Decimal text of v, allocated in a: a statement parameter. */
+const char *pg_int(struct arena *a, int64_t v);
 
 #endif
