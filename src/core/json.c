@@ -119,7 +119,12 @@ int json_get_str(json_t *obj, const char *field, int required, size_t max_len, c
 	}
 	if (!json_is_string(v))
 		return api_fail_field(err, field, "must be a string");
-	if (json_string_length(v) > max_len)
+	/* Characters, not bytes: count the bytes that do not continue a UTF-8 sequence. */
+	size_t chars = 0, bytes = json_string_length(v);
+	const unsigned char *p = (const unsigned char *)json_string_value(v);
+	for (size_t i = 0; i < bytes; i++)
+		chars += (p[i] & 0xc0) != 0x80;
+	if (chars > max_len)
 		return api_fail_field(err, field, "must be at most %zu characters", max_len);
 	*out = json_string_value(v);
 	return 0;
@@ -162,14 +167,28 @@ int parse_int64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 
 /* RFC 3339 with a zone: 2026-11-26T10:00:00Z or 2026-11-26T05:00:00.5-05:00.
  * Checked before PostgreSQL sees it: it would also take "tomorrow" or "infinity". */
+static int digits(const char *s, int n)
+{
+	int v = 0;
+	while (n--)
+		v = v * 10 + (*s++ - '0');
+	return v;
+}
+
 int rfc3339_valid(const char *s)
 {
 	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	static const int days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	size_t i = 0;
 	for (; shape[i]; i++) {
 		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
 			return 0;
 	}
+	int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+	if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > days[mo - 1] ||
+	    (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))) || digits(s + 11, 2) > 23 ||
+	    digits(s + 14, 2) > 59 || digits(s + 17, 2) > 59)
+		return 0;
 	if (s[i] == '.') {
 		i++;
 		if (s[i] < '0' || s[i] > '9')
@@ -183,5 +202,5 @@ int rfc3339_valid(const char *s)
 		return 0;
 	const char *z = s + i + 1;
 	return z[0] >= '0' && z[0] <= '9' && z[1] >= '0' && z[1] <= '9' && z[2] == ':' && z[3] >= '0' &&
-	       z[3] <= '9' && z[4] >= '0' && z[4] <= '9' && z[5] == '\0';
+	       z[3] <= '9' && z[4] >= '0' && z[4] <= '9' && z[5] == '\0' && digits(z, 2) <= 23 && digits(z + 3, 2) <= 59;
 }

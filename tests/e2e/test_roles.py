@@ -72,6 +72,18 @@ def _rail_booking_body(ctx, who):
     return {"run_id": ctx["rail_run"], "card_id": ctx["rail_card"], "seat_count": 1, "class": "standard"}
 
 
+def _alert_body(ctx, who):
+    # An alert on the matrix station that has already ended: it shows in no
+    # active list of another test.
+    past = lambda h: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - h * 3600))
+    return {"message": "matrix alert (%s)" % who, "severity": "INFO", "station_id": ctx["station_id"],
+            "start_timestamp": past(2), "end_timestamp": past(1)}
+
+
+def _alert_end_body(ctx, who):
+    return {"end_timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1800))}
+
+
 def _trip_end_body(ctx, who):
     # The other rider tries the admin's open trip, which the admin ends afterwards.
     trip = ctx["open_trips"].get(who, ctx["open_trips"]["admin"])
@@ -106,6 +118,8 @@ ROUTES = {
     "GET /api/v1/stations/{station_id}/alerts": Row(PUBLIC),
     "GET /api/v1/routes": Row(PUBLIC),
     "GET /api/v1/routes/{route_id}": Row(PUBLIC),
+    "POST /api/v1/alerts": Row(ADMIN, body=_alert_body),
+    "PATCH /api/v1/alerts/{alert_id}": Row(ADMIN, body=_alert_end_body, alert_id="alert"),
     # auth and users
     "POST /api/v1/auth/register": Row(PUBLIC, body=_register_body),
     "POST /api/v1/auth/login": Row(PUBLIC, body=lambda ctx, who: {"email": ctx["user_email"],
@@ -178,7 +192,8 @@ def test_every_served_route_is_in_the_matrix():
 def ctx(base, tokens):
     """What the matrix acts on: cards issued to the demo rider for the test (one
     to recharge and read, one to block, one per caller to board with, one per
-    caller with a trip in progress to end), a user to PATCH, a station, a route."""
+    caller with a trip in progress to end), a user to PATCH, a station, a route,
+    an (ended) alert to end again."""
     rider, operator = bearer(tokens["rider"]), bearer(tokens["operator"])
 
     def new_card(balance=0):
@@ -199,6 +214,9 @@ def ctx(base, tokens):
          "user_email": email, "user_password": password,
          "rider_id": requests.get(base + V1 + "/users/me", headers=rider).json()["user_id"]}
     c["station_id"] = requests.get(base + V1 + "/stations", params={"limit": 1}).json()["stations"][0]["station_id"]
+    r = requests.post(base + V1 + "/alerts", json=_alert_body(c, "setup"), headers=bearer(tokens["admin"]))
+    assert r.status_code == 201, r.text
+    c["alert"] = r.json()["alert_id"]
     routes = [x for x in requests.get(base + V1 + "/routes").json()["routes"] if x.get("is_active", True)]
     c["route_id"] = routes[0]["route_id"]
     stops = requests.get(base + V1 + "/routes/%d" % c["route_id"]).json()["stops"]
