@@ -32,10 +32,17 @@ export JWT_SECRET="test-secret-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 echo "== unit tests"
 make -s unit
 
-# The end-to-end suite runs against the sanitizer build: it is the same code
-# with every memory error and undefined behaviour turned into a failure.
-echo "== end-to-end tests (build/transitd-asan)"
-export TRANSITD_BIN="${TRANSITD_BIN:-$root/build/transitd-asan}"
+# The end-to-end suite runs twice: against the release binary, then against
+# the sanitizer build, where every memory error, leak and undefined behaviour
+# becomes a failure. TRANSITD_BIN picks one binary and runs the suite once.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e "$@"
+if [ -n "${TRANSITD_BIN:-}" ]; then
+  bins=("$TRANSITD_BIN")
+else
+  bins=("$root/build/transitd" "$root/build/transitd-asan")
+fi
+for bin in "${bins[@]}"; do
+  echo "== end-to-end tests ($(basename "$bin"))"
+  TRANSITD_BIN=$bin /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e "$@"
+done
