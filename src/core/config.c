@@ -212,5 +212,11 @@ int config_load(struct config *c, char *err, size_t errlen)
 	c->rate_limit_fail_closed = (int)v;
 	c->admin_email = env_or("ADMIN_EMAIL", "");
 	c->admin_password = env_or("ADMIN_PASSWORD", "");
+	const char *loop = env_or("HTTP_EVENT_LOOP", "poll");
+	if (strcmp(loop, "poll") && strcmp(loop, "epoll")) {
+		snprintf(err, errlen, "HTTP_EVENT_LOOP must be poll or epoll (got \"%.20s\")", loop);
+		return -1;
+	}
+	c->use_epoll = !strcmp(loop, "epoll");
 	return 0;
 }

@@ -43,6 +43,7 @@ struct config {
 	int rate_limit_fail_closed;
 	const char *admin_email;    /* migrate creates or updates this admin */
 	const char *admin_password;
+	int use_epoll;              /* HTTP_EVENT_LOOP: epoll (1) or poll (0) */
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */

@@ -487,8 +487,10 @@ int server_start(const struct config *c, const struct route *table, size_t n)
 	struct sockaddr_in6 a6;
 	struct sockaddr_in a4;
 	struct sockaddr *addr;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-			 MHD_USE_ERROR_LOG;
+	/* poll(2) by default: with epoll (edge-triggered in libmicrohttpd 0.9.75)
+	 * suspended-then-resumed connections were seen to stall under load. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (cfg->use_epoll ? MHD_USE_EPOLL : MHD_USE_POLL) |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	memset(&a4, 0, sizeof(a4));
 	memset(&a6, 0, sizeof(a6));
 	if (inet_pton(AF_INET, cfg->bind, &a4.sin_addr) == 1) {

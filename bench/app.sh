@@ -1,0 +1,792 @@
+#!/usr/bin/env bash
+# Application benchmarks of transitd on loopback, at the earlier system's data
+# size (seed --scale 100000: 100k users, 120k cards, about 1M trips):
+#   1. trips      tap-in + tap-out pairs/s at 50 and 256 connections, beside a
+#                 pgbench ceiling for the same writes on the same database
+#   2. auth       a cached balance read with a rider's and an operator's token
+#                 against a public cached read, at 256 connections
+#   3. analytics  (a) cold and warm latency of each aggregate, (b) warm
+#                 throughput at 50/256/1000 connections beside nginx, (c) server
+#                 CPU per request, (d) invalidation delay between two instances
+#   4. rail       bookings/s with 1,000 clients on runs that do not sell out
+# Every wrk run: 2 s warm-up, then BENCH_DURATION s measured with --latency.
+#
+#   bash bench/app.sh                 BENCH_DURATION=8 by default
+#   BENCH_DURATION   seconds per measured run
+#   BENCH_APP_FRESH  1: drop the database and seed it again (otherwise a data
+#                    directory left by an earlier run is kept when it was
+#                    built from the same db/migrations and db/seed files)
+#   BENCH_RAIL_RUNS  rail runs to create (default max(50, 30 x (warm-up + duration)))
+#   WORKERS, IO_THREADS, DB_POOL_SIZE are passed to transitd when set.
+#
+# Ports (below the ephemeral range): PostgreSQL 27432, Redis 27379, transitd
+# 27100 and a second instance 27101, nginx 27102. Everything lives under
+# .run/bench-app/; what this script starts it stops again on exit, by PID.
+# The summary goes to stdout and .run/bench-app/last.txt; raw outputs (wrk,
+# pgbench, top snapshots, server logs) to .run/bench-app/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+duration=${BENCH_DURATION:-8}
+warmup=2
+threads=2
+pg_port=27432
+redis_port=27379
+app_port=27100
+app2_port=27101
+nginx_port=27102
+scale=100000
+run=$root/.run/bench-app
+out=$run/out
+lua=$root/bench/lua
+A=http://127.0.0.1:$app_port
+B=http://127.0.0.1:$app2_port
+N=http://127.0.0.1:$nginx_port
+V1=/api/v1
+
+die() { echo "bench-app: $*" >&2; exit 1; }
+note() { echo "bench-app: $*" >&2; }
+
+[[ $duration =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a whole number of seconds (got '$duration')"
+rail_runs=${BENCH_RAIL_RUNS:-$(( (warmup + duration) * 30 > 50 ? (warmup + duration) * 30 : 50 ))}
+[[ $rail_runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RAIL_RUNS must be a positive number"
+
+for tool in wrk pgbench psql curl jq python3 redis-server redis-cli top getconf; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (bash scripts/bootstrap.sh --bench)"
+done
+have_nginx=1
+command -v nginx >/dev/null 2>&1 || have_nginx=""
+
+# 1,000 connections need more descriptors than the usual 1024, for wrk and transitd.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+(( $(ulimit -n) >= 4096 )) || die "ulimit -n is $(ulimit -n); 1,000 connections need at least 4096"
+
+make -s all
+source scripts/services.sh
+hz=$(getconf CLK_TCK)
+
+# ---- helpers ---------------------------------------------------------------
+
+psql_q() { psql -h 127.0.0.1 -p "$pg_port" -U transitd -d transitd -v ON_ERROR_STOP=1 -qtAX "$@"; }
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_http URL SECONDS PID: until URL answers 200, or fail if PID has exited.
+wait_http() {
+  local url=$1 secs=$2 pid=${3:-} i
+  for ((i = 0; i < secs * 20; i++)); do
+    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# stop_pid PID NAME: TERM, up to 15 s, then KILL. Only PIDs this script started.
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    note "$2 (pid $pid) did not stop in 15 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# CPU ticks of a process: its own, plus (tree) its reaped children's and its
+# live children's. PostgreSQL's backends and nginx's workers are children.
+proc_ticks() {
+  local pid=$1 tree=${2:-}
+  [ -r "/proc/$pid/stat" ] || { echo 0; return; }
+  if [ -z "$tree" ]; then
+    { sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null || true; } | awk '{s += $12 + $13} END {print s + 0}'
+    return
+  fi
+  { { sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null || true; } | awk '{print "self", $12 + $13 + $14 + $15}'
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^.*) //' | awk -v p="$pid" '$2 == p {print "kid", $12 + $13}'
+  } | awk '{s += $2} END {print s + 0}'
+}
+
+# Busy and total ticks of the whole machine.
+machine_ticks() { awk '$1 == "cpu" {b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit}' /proc/stat; }
+
+pg_pid() { head -1 "$run/pg/postmaster.pid"; }
+
+# status counts of a transitd instance, from /metrics: "STATUS COUNT" lines.
+statuses() {
+  { curl -sS --max-time 3 "$1/metrics" 2>/dev/null || true; } |
+    awk -F'status="' '/^transitd_http_requests_total\{/ {split($2, a, "\""); n = $NF; sub(/.* /, "", n); s[a[1]] += n}
+                      END {for (k in s) print k, s[k]}' | sort
+}
+
+# delta of two statuses() outputs (files): "200:1234 409:5"
+status_delta() {
+  awk 'NR == FNR {b[$1] = $2; next} {d = $2 - b[$1]; if (d > 0) printf "%s%s:%d", (n++ ? " " : ""), $1, d}
+       END {if (!n) printf "-"}' "$1" "$2"
+}
+
+# warn+ lines in a log so far
+# warn+ lines in a server log so far, leaving out (closed_lines counts them)
+# requests whose client hung up first: wrk does that to the requests in
+# flight when a run ends.
+closed_msg='connection closed before the response was sent'
+log_lines() { if [ -f "$1" ]; then grep -vc "$closed_msg" "$1" || true; else echo 0; fi; }
+closed_lines() { if [ -f "$1" ]; then grep -c "$closed_msg" "$1" || true; else echo 0; fi; }
+
+# The second frame of top (the first covers the time since boot).
+top_snapshot() {
+  top -b -n2 -d0.5 -w 180 2>/dev/null | awk '/^top -/ {f++} f == 2' | head -22
+}
+
+cmds=()
+record() { cmds+=("$*"); }
+
+# measure LABEL CONNS URL SCRIPT SERVER_PID [tree]
+#   2 s warm-up, then the measured run. Sets: m_rps m_p50 m_p95 m_p99 m_non2xx
+#   m_sock m_requests m_secs m_status (from the server's /metrics, when it is
+#   transitd) m_app_us (server CPU us per request), m_cpu (CPU split over the
+#   run), m_line (the BENCH line of the Lua script), m_out (wrk output file).
+#   The Lua scripts read their parameters from exported BENCH_* variables.
+measure() {
+  local label=$1 c=$2 url=$3 script=$4 spid=$5 tree=${6:-} slug base
+  slug=$(echo "$label-c$c" | tr -c 'a-zA-Z0-9\n-' '-' | tr -s '-')
+  m_out=$out/wrk-$slug.txt
+  base=${url%%/api/*}
+  base=${base%/}
+  local wrkargs=(-t"$threads" -c"$c" --timeout 10s -s "$script")
+  wrk "${wrkargs[@]}" -d"${warmup}s" "$url" >"$m_out.warmup" 2>&1 || die "wrk warm-up failed: $(tail -3 "$m_out.warmup")"
+  [ -n "${after_warmup:-}" ] && $after_warmup
+  local envs
+  envs=$(env | grep '^BENCH_' | grep -Ev '^BENCH_(DURATION|APP_FRESH|RAIL_RUNS)=' | sort |
+         sed -E 's/^(BENCH_TOKEN)=.*/\1=<token>/; s/^(BENCH_RUNS)=.*/\1=<run ids>/' | tr '\n' ' ' || true)
+  record "${envs}wrk ${wrkargs[*]} -d${duration}s --latency $url    # $label; after a ${warmup}s warm-up"
+
+  local is_app="" s0="$m_out.st0" s1="$m_out.st1" l0=0 k0=0 log
+  case $base in "$A" | "$B") is_app=1 ;; esac
+  if [ -n "$is_app" ]; then
+    statuses "$base" >"$s0"
+    log=$out/transitd-$([ "$base" = "$A" ] && echo a || echo b).log
+    l0=$(log_lines "$log") k0=$(closed_lines "$log")
+  fi
+  local a0 p0 r0 m0
+  a0=$(proc_ticks "$spid" "$tree"); p0=$(proc_ticks "$(pg_pid)" tree); r0=$(proc_ticks "$redis_pid")
+  m0=$(machine_ticks)
+  (sleep $((duration / 2)); top_snapshot >"$m_out.top") &
+  local topper=$!
+  ( wrk "${wrkargs[@]}" -d"${duration}s" --latency "$url" >"$m_out" 2>&1; rc=$?; times >"$m_out.times"; exit $rc ) ||
+    die "wrk failed against $url: $(tail -3 "$m_out")"
+  local a1 p1 r1 m1
+  a1=$(proc_ticks "$spid" "$tree"); p1=$(proc_ticks "$(pg_pid)" tree); r1=$(proc_ticks "$redis_pid")
+  m1=$(machine_ticks)
+  wait "$topper" 2>/dev/null || true
+  kill -0 "$spid" 2>/dev/null || die "the server (pid $spid) exited during '$label'; see $out/"
+
+  m_line=$(grep '^BENCH ' "$m_out" | tail -1 | sed 's/^BENCH //')
+  [ -n "$m_line" ] || die "no BENCH line in $m_out"
+  local kv
+  for kv in $m_line; do printf -v "b_${kv%%=*}" '%s' "${kv#*=}"; done
+  m_rps=$b_rps m_p50=$b_p50_ms m_p95=$b_p95_ms m_p99=$b_p99_ms m_non2xx=$b_non2xx m_sock=$b_sock_errors
+  m_requests=$b_requests m_secs=$b_seconds
+  m_status="-"
+  m_logs=0 m_closed=0
+  if [ -n "$is_app" ]; then
+    statuses "$base" >"$s1"
+    m_status=$(status_delta "$s0" "$s1")
+    m_logs=$(( $(log_lines "$log") - l0 )) m_closed=$(( $(closed_lines "$log") - k0 ))
+    (( m_logs > 0 )) && m_status="$m_status warn-log:$m_logs"
+  fi
+  # wrk's own CPU: the children times of the subshell that ran it.
+  local wrk_s
+  wrk_s=$(tail -1 "$m_out.times" | awk '{n = 0; for (i = 1; i <= 2; i++) {split($i, t, "m"); sub("s", "", t[2]); n += t[1] * 60 + t[2]} print n}')
+  read -r mb0 mt0 <<<"$m0"
+  read -r mb1 mt1 <<<"$m1"
+  m_app_us=$(awk -v a=$((a1 - a0)) -v hz="$hz" -v n="$m_requests" 'BEGIN {printf "%.0f", n ? a / hz * 1e6 / n : 0}')
+  # shares of the 2 cores over the measured run, in per cent of one core
+  m_cpu=$(awk -v a=$((a1 - a0)) -v p=$((p1 - p0)) -v r=$((r1 - r0)) -v w="$wrk_s" -v hz="$hz" \
+              -v mb=$((mb1 - mb0)) -v mt=$((mt1 - mt0)) -v s="$m_secs" -v ncpu="$(nproc)" 'BEGIN {
+      o = mb / hz - a / hz - p / hz - r / hz - w; if (o < 0) o = 0
+      printf "server %3.0f%%  pg %3.0f%%  redis %2.0f%%  wrk %3.0f%%  other %2.0f%%  idle %3.0f%%",
+        100 * a / hz / s, 100 * p / hz / s, 100 * r / hz / s, 100 * w / s, 100 * o / s,
+        100 * ncpu * (1 - (mt ? mb / mt : 0)) }')
+}
+
+# ---- start from a known state ----------------------------------------------
+
+# A run killed hard may have left its servers up in this folder: they are this
+# script's by construction (the data directory and pid file are under $run).
+if [ -f "$run/pg/postmaster.pid" ]; then
+  note "stopping a PostgreSQL left running in $run/pg by an earlier run"
+  pg_stop "$run/pg"
+fi
+if [ -f "$run/redis/redis.pid" ] &&
+   grep -q "redis-server" "/proc/$(cat "$run/redis/redis.pid")/cmdline" 2>/dev/null &&
+   [ "$(readlink "/proc/$(cat "$run/redis/redis.pid")/cwd")" = "$run/redis" ]; then
+  note "stopping a Redis left running in $run/redis by an earlier run"
+  redis_stop "$run/redis"
+fi
+for p in $pg_port $redis_port $app_port $app2_port $nginx_port; do
+  port_busy "$p" && die "port 127.0.0.1:$p is in use (ss -tanp '( sport = :$p )' shows by what)"
+done
+
+# The data directory is kept between runs when it was built from the same
+# migrations and seed files (seeding 100k users and 1M trips takes a minute
+# or two); BENCH_APP_FRESH=1 or any change under db/ starts it again.
+fingerprint=$(cat db/migrations/*.sql db/seed/*.sql | sha256sum | cut -c1-16)-$scale
+data_note="fresh"
+if [ -f "$run/pg/PG_VERSION" ] && [ "${BENCH_APP_FRESH:-0}" != 1 ] &&
+   [ "$(cat "$run/data.fingerprint" 2>/dev/null)" = "$fingerprint" ]; then
+  data_note="reused from an earlier run (same db/ files)"
+else
+  rm -rf "$run/pg" "$run/data.fingerprint"
+fi
+rm -rf "$out" "$run/redis" "$run/nginx"
+mkdir -p "$out" "$run/nginx"
+
+started_pg="" started_redis="" app_pid="" app2_pid="" nginx_pid="" redis_pid=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  [ -n "$app_pid" ] && stop_pid "$app_pid" "transitd A"
+  [ -n "$app2_pid" ] && stop_pid "$app2_pid" "transitd B"
+  [ -n "$nginx_pid" ] && stop_pid "$nginx_pid" nginx
+  [ -n "$started_redis" ] && redis_stop "$run/redis"
+  [ -n "$started_pg" ] && pg_stop "$run/pg"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+busy_before=$(ps -eo pcpu=,pid=,comm= --sort=-pcpu | awk '$1 >= 5' | head -5 | awk '{printf "%s%s(%s%%)", (n++ ? ", " : ""), $3, $1}')
+
+# ---- services and data -----------------------------------------------------
+
+started_pg=1
+pg_start "$run/pg" "$pg_port" || { tail -5 "$run/pg/server.log" >&2; die "PostgreSQL did not start on 127.0.0.1:$pg_port"; }
+started_redis=1
+redis_start "$run/redis" "$redis_port" || die "Redis did not start on 127.0.0.1:$redis_port"
+redis_pid=$(cat "$run/redis/redis.pid")
+
+export DATABASE_URL="postgresql://transitd@127.0.0.1:$pg_port/transitd"
+export REDIS_URL="redis://127.0.0.1:$redis_port"
+JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
+export JWT_SECRET BIND=127.0.0.1 LOG_LEVEL=warn RATE_LIMIT_PER_MINUTE=0 \
+  LOGIN_RATE_PER_ADDRESS=100000 LOGIN_RATE_PER_EMAIL=100000 ACCESS_TOKEN_TTL=86400
+
+build/transitd migrate >"$out/migrate.log" 2>&1 || { cat "$out/migrate.log" >&2; die "transitd migrate failed"; }
+migrations=$(ls db/migrations/*.sql | wc -l)
+[ "$(psql_q -c 'SELECT count(*) FROM schema_migrations')" = "$migrations" ] ||
+  die "schema_migrations does not list the $migrations migrations of db/migrations"
+build/transitd seed --demo >"$out/seed-demo.log" 2>&1 || { cat "$out/seed-demo.log" >&2; die "seed --demo failed"; }
+t0=$(date +%s)
+note "seed --scale $scale (a minute or two on a fresh database)"
+build/transitd seed --scale "$scale" >"$out/seed-scale.log" 2>&1 || { cat "$out/seed-scale.log" >&2; die "seed --scale failed"; }
+seed_s=$(( $(date +%s) - t0 ))
+echo "$fingerprint" >"$run/data.fingerprint"
+[ "$data_note" = fresh ] && data_note="fresh (seed --scale $scale took ${seed_s} s)"
+
+read -r card_lo card_hi card_n <<<"$(psql_q -F' ' -c "SELECT min(card_id), max(card_id), count(*) FROM cards WHERE card_number LIKE '9%'")"
+[ "$card_n" -ge "$scale" ] || die "only $card_n scale cards after seed --scale $scale"
+[ $((card_hi - card_lo + 1)) = "$card_n" ] || die "scale cards are not one range of ids ($card_lo..$card_hi, $card_n cards)"
+read -r n_users n_trips <<<"$(psql_q -F' ' -c "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM trips)")"
+
+# Money for the benchmark, keeping balance == sum(ledger): every scale card
+# below 5M COP gets 10M, the rider's card 1 below 500M gets 1,000M (rail
+# bookings). Done before transitd starts, so no cached balance goes stale.
+psql_q <<SQL
+BEGIN;
+CREATE TEMP TABLE topup ON COMMIT DROP AS
+  SELECT card_id, balance, CASE WHEN card_id = 1 THEN 1000000000 ELSE 10000000 END AS amount FROM cards
+  WHERE (card_id BETWEEN $card_lo AND $card_hi AND balance < 5000000) OR (card_id = 1 AND balance < 500000000)
+  FOR UPDATE;
+INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)
+  SELECT card_id, 'adjustment', amount, balance + amount, 'bench' FROM topup;
+UPDATE cards c SET balance = c.balance + t.amount FROM topup t WHERE c.card_id = t.card_id;
+COMMIT;
+SQL
+
+# ---- transitd ----------------------------------------------------------------
+
+# start_app PORT LOG [VAR=value...]: prints the PID.
+start_app() {
+  local port=$1 log=$2
+  shift 2
+  env PORT="$port" "$@" build/transitd serve >"$log" 2>&1 &
+  echo $!
+}
+app_pid=$(start_app "$app_port" "$out/transitd-a.log")
+wait_http "$A/livez" 30 "$app_pid" || { tail -20 "$out/transitd-a.log" >&2; die "transitd did not start on $A"; }
+wait_http "$A/readyz" 30 "$app_pid" || die "transitd on $A is not ready: $(curl -s "$A/readyz")"
+
+login() {
+  curl -sS -X POST "$A$V1/auth/login" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$1\",\"password\":\"$2\"}" | jq -er .access_token ||
+    die "could not log in as $1"
+}
+admin_token=$(login admin@transitd.local admin-change-me)
+operator_token=$(login operator@transitd.local operator-change-me)
+rider_token=$(login rider@transitd.local rider-change-me)
+
+clear_caches() {
+  curl -sS -o /dev/null -X POST -H "Authorization: Bearer $admin_token" "$A$V1/cache/clear"
+}
+
+# Route 3's first and last stops (GET /routes/3), and one of its vehicles.
+route=3
+curl -sS "$A$V1/routes/$route" >"$out/route.json"
+board=$(jq -er '.stops | sort_by(.stop_sequence) | first | .station_id' "$out/route.json") || die "GET /routes/$route: $(head -c 300 "$out/route.json")"
+alight=$(jq -er '.stops | sort_by(.stop_sequence) | last | .station_id' "$out/route.json")
+vehicle=$(psql_q -c "SELECT min(vehicle_id) FROM vehicles WHERE route_id = $route AND is_active")
+
+summary=()
+say() { summary+=("$*"); }
+row() { summary+=("$(printf "$@")"); }
+
+# ---- 1. trips ------------------------------------------------------------------
+
+# Trips left open when a wrk run stops (in flight or queued) are closed in SQL,
+# so no card starts the next run with a trip in progress.
+close_open_trips() {
+  psql_q -c "UPDATE trips SET disembarking_station_id = $alight, disembarking_time = greatest(now(), boarding_time)
+             WHERE disembarking_time IS NULL AND card_id BETWEEN $card_lo AND $card_hi" >/dev/null
+}
+close_open_trips
+export BENCH_TOKEN=$operator_token BENCH_CARD_LO=$card_lo BENCH_CARD_HI=$card_hi BENCH_ROUTE=$route \
+  BENCH_BOARD=$board BENCH_ALIGHT=$alight
+note "1. trips"
+say "1. Trips: POST /trips/start {random scale card $card_lo..$card_hi, route $route, board $board} then /trips/end {alight $alight}, operator token"
+row '%-6s %9s %8s %8s %8s %8s  %-40s %9s  %s' conns "pairs/s" "req/s" "p50 ms" "p99 ms" "non-2xx" "statuses (measured run, from /metrics)" "srv us/rq" "CPU over the run (100% = one core)"
+declare -A pairs
+after_warmup=close_open_trips
+for c in 50 256; do
+  measure "trips" "$c" "$A" "$lua/trips.lua" "$app_pid"
+  close_open_trips
+  pairs[$c]=$b_pairs_per_s
+  row '%-6s %9.0f %8.0f %8.2f %8.2f %8s  %-40s %9s  %s' "$c" "$b_pairs_per_s" "$m_rps" "$m_p50" "$m_p99" "$m_non2xx" "$m_status" "$m_app_us" "$m_cpu"
+  row '       starts ok %d, ends ok %d; start 402 %d, 409 %d, other 4xx %d, 5xx %d; end 404 %d, other 4xx %d, 5xx %d; socket errors %d; server warn+ log lines %d (+%d client-closed)' \
+    "$b_start_ok" "$b_end_ok" "$b_start_402" "$b_start_409" "$b_start_4xx" "$b_start_5xx" "$b_end_404" "$b_end_4xx" "$b_end_5xx" "$m_sock" "$m_logs" "$m_closed"
+done
+after_warmup=""
+unset BENCH_TOKEN BENCH_CARD_LO BENCH_CARD_HI BENCH_ROUTE BENCH_BOARD BENCH_ALIGHT
+
+# pgbench ceilings on the same database and cards:
+#  - "single": the brief's one transaction (lock card, ledger row, card update,
+#    trip insert, trip close), one commit per pair;
+#  - "same": transitd's own statements for a pair, in its two transactions
+#    (tap-in: card lock, place check, previous trip, fare rule, vehicle, charge;
+#    tap-out: open trip check, close), prepared, two commits per pair.
+# Both draw random scale cards, each client from its own residue class mod 16,
+# so no two clients hold a trip open on one card (transitd would answer 409;
+# pgbench would abort).
+cat >"$out/pgbench-single.sql" <<'SQL'
+\set c :lo + :client_id + 16 * random(0, (:hi - :lo - 15) / 16)
+BEGIN;
+SELECT balance FROM cards WHERE card_id = :c FOR UPDATE;
+INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)
+  SELECT card_id, 'fare', -3200, balance - 3200, 'pgbench' FROM cards WHERE card_id = :c;
+UPDATE cards SET balance = balance - 3200, last_used_date = now() WHERE card_id = :c;
+INSERT INTO trips (card_id, route_id, vehicle_id, boarding_station_id, fare_amount, is_transfer, journey_start)
+  VALUES (:c, :route, :vehicle, :board, 3200, false, now()) RETURNING trip_id AS trip \gset
+UPDATE trips SET disembarking_station_id = :alight, disembarking_time = now() WHERE trip_id = :trip;
+COMMIT;
+SQL
+cat >"$out/pgbench-same.sql" <<'SQL'
+\set c :lo + :client_id + 16 * random(0, (:hi - :lo - 15) / 16)
+BEGIN;
+SELECT user_id IS NOT NULL AS pers, status AS st, balance AS bal, credit_trips_used AS cr, coalesce(user_id, 0) AS owner,
+  extract(epoch FROM now())::bigint AS now_s FROM cards WHERE card_id = :c FOR UPDATE \gset
+SELECT r.route_type, r.is_active, s.is_active,
+  EXISTS (SELECT 1 FROM route_stops rs WHERE rs.route_id = :route AND rs.station_id = :board)
+  FROM (SELECT 1) one LEFT JOIN routes r ON r.route_id = :route LEFT JOIN stations s ON s.station_id = :board;
+SELECT t.route_id, extract(epoch FROM t.journey_start)::bigint, t.journey_transfers,
+  t.disembarking_time IS NULL, r.route_type, t.journey_start
+  FROM trips t JOIN routes r USING (route_id) WHERE t.card_id = :c ORDER BY t.trip_id DESC LIMIT 1;
+SELECT p.amount, tr.fare_product_id IS NOT NULL, coalesce(tp.amount, 0), coalesce(tr.duration_limit, 0),
+  coalesce(tr.transfer_count, 0), coalesce(tr.personalized_only, true),
+  coalesce((SELECT max_credit_trips FROM fare_credit_rules WHERE card_kind = 'personalized'), 0)
+  FROM fare_leg_rules lr JOIN fare_products p USING (fare_product_id)
+  LEFT JOIN fare_leg_rules plr ON plr.route_type = 'trunk'
+  LEFT JOIN fare_transfer_rules tr ON tr.from_leg_group_id = plr.leg_group_id AND tr.to_leg_group_id = lr.leg_group_id
+  LEFT JOIN fare_products tp ON tp.fare_product_id = tr.fare_product_id
+  WHERE lr.route_type = 'trunk';
+SELECT vehicle_id FROM vehicles WHERE route_id = :route AND is_active ORDER BY random() LIMIT 1;
+\set nb :bal - 3200
+WITH ids AS (SELECT nextval(pg_get_serial_sequence('trips', 'trip_id')) AS trip_id),
+ l AS (INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)
+  SELECT :c, 'fare', -3200, :nb, 'trip:' || ids.trip_id FROM ids RETURNING entry_id),
+ c AS (UPDATE cards SET balance = :nb, credit_trips_used = 0, last_used_date = now() WHERE card_id = :c),
+ t AS (INSERT INTO trips (trip_id, card_id, route_id, vehicle_id, boarding_station_id, fare_amount,
+    is_transfer, on_credit, journey_start, journey_transfers, ledger_entry_id)
+  SELECT ids.trip_id, :c, :route, :vehicle, :board, 3200, false, false, now(), 0, (SELECT entry_id FROM l) FROM ids
+  RETURNING *)
+SELECT t.trip_id AS trip, json_build_object('trip_id', t.trip_id, 'boarding_time', rfc3339(t.boarding_time))::text AS doc FROM t \gset
+COMMIT;
+BEGIN;
+SELECT t.card_id, EXISTS (SELECT 1 FROM route_stops rs WHERE rs.route_id = t.route_id AND rs.station_id = :alight),
+  t.boarding_station_id FROM trips t JOIN cards c USING (card_id)
+  WHERE t.trip_id = :trip AND t.disembarking_time IS NULL;
+UPDATE trips t SET disembarking_station_id = :alight, disembarking_time = greatest(now(), t.boarding_time)
+  WHERE trip_id = :trip AND disembarking_time IS NULL RETURNING trip_json(t)::text;
+COMMIT;
+SQL
+declare -A pg_tps pg_lat
+for kind in single same; do
+  args=(-h 127.0.0.1 -p "$pg_port" -U transitd -n -M prepared -f "$out/pgbench-$kind.sql" -c 16 -j 2
+        -D lo="$card_lo" -D hi="$card_hi" -D route="$route" -D board="$board" -D alight="$alight" -D vehicle="$vehicle")
+  pgbench "${args[@]}" -T "$warmup" transitd >"$out/pgbench-$kind.warmup" 2>&1 ||
+    { tail -5 "$out/pgbench-$kind.warmup" >&2; die "pgbench ($kind) failed"; }
+  pgbench "${args[@]}" -T "$duration" transitd >"$out/pgbench-$kind.txt" 2>&1 ||
+    { tail -5 "$out/pgbench-$kind.txt" >&2; die "pgbench ($kind) failed"; }
+  record "pgbench ${args[*]} -T $duration transitd    # after a ${warmup}s warm-up; script in $out/pgbench-$kind.sql"
+  pg_tps[$kind]=$(awk '/^tps = / {printf "%.0f", $3; exit}' "$out/pgbench-$kind.txt")
+  pg_lat[$kind]=$(awk '/^latency average/ {print $4}' "$out/pgbench-$kind.txt")
+done
+clear_caches   # pgbench and the SQL clean-up wrote trips behind transitd's back
+say "pgbench -c 16 -j 2 -T $duration, brief's single transaction (1 commit/pair): ${pg_tps[single]} tps, latency avg ${pg_lat[single]} ms"
+say "pgbench -c 16 -j 2 -T $duration, transitd's own statements (2 commits/pair): ${pg_tps[same]} pairs/s, latency avg ${pg_lat[same]} ms"
+for c in 50 256; do
+  row '  ratio at %-4s transitd pairs/s / pgbench: %.2f (single transaction), %.2f (same statements)' "$c:" \
+    "$(awk -v a="${pairs[$c]}" -v b="${pg_tps[single]}" 'BEGIN {print a / b}')" \
+    "$(awk -v a="${pairs[$c]}" -v b="${pg_tps[same]}" 'BEGIN {print a / b}')"
+done
+say ""
+
+# ---- 2. auth cost --------------------------------------------------------------
+
+note "2. auth"
+say "2. Auth cost at 256 connections (all three are cache hits)"
+row '%-44s %8s %8s %8s %8s  %-22s %9s  %s' "request" "req/s" "p50 ms" "p99 ms" "non-2xx" "statuses" "srv us/rq" "CPU over the run"
+declare -A auth_rps auth_us
+for who in rider operator public; do
+  case $who in
+    rider) export BENCH_TOKEN=$rider_token; path=$V1/cards/1/balance ;;
+    operator) export BENCH_TOKEN=$operator_token; path=$V1/cards/1/balance ;;
+    public) unset BENCH_TOKEN; path=$V1/stations/1 ;;
+  esac
+  hdr=()
+  [ -n "${BENCH_TOKEN:-}" ] && hdr=(-H "Authorization: Bearer $BENCH_TOKEN")
+  code=$(curl -sS -o /dev/null -w '%{http_code}' "${hdr[@]}" "$A$path")
+  [ "$code" = 200 ] || die "GET $path as $who answered $code"
+  measure "auth-$who" 256 "$A$path" "$lua/get.lua" "$app_pid"
+  auth_rps[$who]=$m_rps auth_us[$who]=$m_app_us
+  row '%-44s %8.0f %8.2f %8.2f %8s  %-22s %9s  %s' "GET $path ($who)" "$m_rps" "$m_p50" "$m_p99" "$m_non2xx" "$m_status" "$m_app_us" "$m_cpu"
+done
+unset BENCH_TOKEN
+for who in rider operator; do
+  row '  %-8s vs public: %+.0f req/s (%+.1f%%), %+.1f us wall per request over 2 cores, %+d us server CPU per request' "$who" \
+    "$(awk -v a="${auth_rps[$who]}" -v b="${auth_rps[public]}" 'BEGIN {print a - b}')" \
+    "$(awk -v a="${auth_rps[$who]}" -v b="${auth_rps[public]}" 'BEGIN {print 100 * (a - b) / b}')" \
+    "$(awk -v a="${auth_rps[$who]}" -v b="${auth_rps[public]}" 'BEGIN {print 1e6 / a - 1e6 / b}')" \
+    "$(( auth_us[$who] - auth_us[public] ))"
+done
+say ""
+
+# ---- 3. analytics ----------------------------------------------------------------
+
+note "3. analytics"
+analytics_paths=(
+  $V1/analytics/trips/total $V1/analytics/trips/localities $V1/analytics/revenue
+  $V1/analytics/revenue/localities $V1/analytics/users/active $V1/users/count
+  $V1/analytics/stations/1/top-destinations
+)
+# (a) cold: a second instance with NEAR_CACHE_TTL_MS=0, every analytics key
+# (and station 1's top destinations) unlinked from Redis before each timed
+# request. warm: the main instance (near-cache on), after one priming read.
+app2_pid=$(start_app "$app2_port" "$out/transitd-cold.log" NEAR_CACHE_TTL_MS=0)
+wait_http "$B/livez" 30 "$app2_pid" || { tail -20 "$out/transitd-cold.log" >&2; die "transitd (cold) did not start on $B"; }
+unlink_analytics() {
+  { redis-cli -p "$redis_port" --scan --pattern 'transitd:analytics:*'; echo transitd:station:1:top-destinations; } |
+    xargs redis-cli -p "$redis_port" UNLINK >/dev/null
+}
+# timed URL: "seconds X-Cache"
+timed() {
+  local h=$out/timed.headers t
+  t=$(curl -sS -o /dev/null -D "$h" -w '%{time_total}' "$1")
+  echo "$t $(awk -F': *' 'tolower($1) == "x-cache" {gsub("\r", "", $2); print $2}' "$h")"
+}
+median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+say "3a. Analytics latency, median of 10 (curl time_total, new connection each); cold = Redis keys unlinked, near-cache off"
+row '%-46s %9s %9s %9s %8s  %s' "GET" "cold ms" "warm ms" "redis ms" "speed-up" "X-Cache seen (cold / warm / redis)"
+declare -A cold_ms warm_ms
+record "cold: for i in 1..10: redis-cli --scan --pattern 'transitd:analytics:*' + station:1:top-destinations | xargs redis-cli UNLINK; curl -w '%{time_total}' $B<path>   # instance with NEAR_CACHE_TTL_MS=0"
+record "warm: curl $A<path> once, then 10 x curl -w '%{time_total}' $A<path>; redis: the same on $B (near-cache off, Redis hit)"
+for path in "${analytics_paths[@]}"; do
+  : >"$out/cold.t"; : >"$out/warm.t"; : >"$out/redis.t"
+  for i in $(seq 10); do
+    unlink_analytics
+    timed "$B$path" >>"$out/cold.t"
+  done
+  timed "$A$path" >/dev/null
+  for i in $(seq 10); do timed "$A$path" >>"$out/warm.t"; done
+  timed "$B$path" >/dev/null
+  for i in $(seq 10); do timed "$B$path" >>"$out/redis.t"; done
+  cold_ms[$path]=$(awk '{print $1 * 1000}' "$out/cold.t" | median)
+  warm_ms[$path]=$(awk '{print $1 * 1000}' "$out/warm.t" | median)
+  redis_ms=$(awk '{print $1 * 1000}' "$out/redis.t" | median)
+  seen() { awk '{c[$2 == "" ? "none" : $2]++} END {for (k in c) printf "%s%s x%d", (n++ ? "," : ""), k, c[k]}' "$1"; }
+  row '%-46s %9.2f %9.2f %9.2f %7.1fx  %s / %s / %s' "$path" "${cold_ms[$path]}" "${warm_ms[$path]}" "$redis_ms" \
+    "$(awk -v a="${cold_ms[$path]}" -v b="${warm_ms[$path]}" 'BEGIN {print a / b}')" \
+    "$(seen "$out/cold.t")" "$(seen "$out/warm.t")" "$(seen "$out/redis.t")"
+  cat "$out/cold.t" >>"$out/cold-all.t"
+done
+stop_pid "$app2_pid" "transitd (cold)"
+app2_pid=""
+say "  earlier system: 112 ms (trips total), 84 ms (revenue), 50 ms (active users) cold, 3.2 ms warm; target cold <= 20 ms"
+say ""
+
+# (b) warm throughput of trips/total, beside nginx returning a body of the same size.
+tt=$V1/analytics/trips/total
+timed "$A$tt" >/dev/null
+body_size=$(curl -sS -o /dev/null -w '%{size_download}' "$A$tt")
+if [ -n "$have_nginx" ]; then
+  ngx=$run/nginx
+  user_line=""
+  [ "$(id -u)" -eq 0 ] && user_line="user root;"
+  cat >"$ngx/nginx.conf" <<CONF
+$user_line
+daemon off;
+worker_processes auto;
+pid $ngx/nginx.pid;
+error_log $ngx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 75s;
+  client_body_temp_path $ngx/client_body;
+  proxy_temp_path $ngx/proxy;
+  fastcgi_temp_path $ngx/fastcgi;
+  uwsgi_temp_path $ngx/uwsgi;
+  scgi_temp_path $ngx/scgi;
+  default_type application/json;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { return 200 '$(head -c "$body_size" /dev/zero | tr '\0' 'x')'; }
+  }
+}
+CONF
+  if nginx -t -q -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" 2>"$out/nginx-t.log"; then
+    nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" &
+    nginx_pid=$!
+    wait_http "$N/trips-total-size" 15 "$nginx_pid" || { note "nginx did not answer on $N; skipping it"; stop_pid "$nginx_pid" nginx; nginx_pid=""; }
+  else
+    note "nginx rejected its configuration ($(head -1 "$out/nginx-t.log")); skipping it"
+  fi
+  if [ -n "$nginx_pid" ]; then
+    got=$(curl -sS -o /dev/null -w '%{size_download}' "$N/trips-total-size")
+    [ "$got" = "$body_size" ] || die "nginx answers $got bytes, transitd $body_size"
+  fi
+fi
+say "3b/3c. Warm GET $tt ($body_size B body) beside nginx returning $body_size B; srv us/rq = server CPU (utime+stime) per request"
+row '%-6s %-9s %8s %8s %8s %8s %8s  %-20s %9s  %s' conns server "req/s" "p50 ms" "p99 ms" "non-2xx" "vs nginx" statuses "srv us/rq" "CPU over the run"
+declare -A tt_rps tt_p99 ng_rps tt_us ng_us
+for c in 50 256 1000; do
+  n_rps=""
+  if [ -n "$nginx_pid" ]; then
+    measure "nginx" "$c" "$N/trips-total-size" "$lua/get.lua" "$nginx_pid" tree
+    n_rps=$m_rps ng_rps[$c]=$m_rps ng_us[$c]=$m_app_us
+    row '%-6s %-9s %8.0f %8.2f %8.2f %8s %8s  %-20s %9s  %s' "$c" nginx "$m_rps" "$m_p50" "$m_p99" "$m_non2xx" "1.00x" "-" "$m_app_us" "$m_cpu"
+  fi
+  measure "trips-total" "$c" "$A$tt" "$lua/get.lua" "$app_pid"
+  tt_rps[$c]=$m_rps tt_p99[$c]=$m_p99 tt_us[$c]=$m_app_us
+  ratio="-"
+  [ -n "$n_rps" ] && ratio=$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN {printf "%.2fx", a / b}')
+  row '%-6s %-9s %8.0f %8.2f %8.2f %8s %8s  %-20s %9s  %s' "$c" transitd "$m_rps" "$m_p50" "$m_p99" "$m_non2xx" "$ratio" "$m_status" "$m_app_us" "$m_cpu"
+done
+[ -n "$nginx_pid" ] || say "  nginx: skipped (not installed or did not start)"
+say "  targets: >= 0.70x nginx and p99 <= 10 ms at 256 connections"
+if [ -n "$nginx_pid" ]; then
+  stop_pid "$nginx_pid" nginx
+  nginx_pid=""
+fi
+say ""
+
+# (d) invalidation delay: B reads trips/total warm (near-cache on); a tap-in
+# on A; B polled every 1 ms until total_trips changes.
+note "3d. invalidation delay"
+app2_pid=$(start_app "$app2_port" "$out/transitd-b.log")
+wait_http "$B/livez" 30 "$app2_pid" || { tail -20 "$out/transitd-b.log" >&2; die "transitd B did not start on $B"; }
+record "invalidation: python3 (in bench/app.sh): 20 x {GET $B$tt twice; POST $A$V1/trips/start; GET $B$tt every 1 ms until total_trips changes; POST $A$V1/trips/end}"
+BENCH_TOKEN=$operator_token python3 - "$app_port" "$app2_port" "$card_lo" "$card_hi" "$route" "$board" "$alight" \
+  >"$out/invalidation.txt" 2>&1 <<'PY' || { cat "$out/invalidation.txt" >&2; die "the invalidation probe failed"; }
+import http.client, json, os, random, statistics, sys, time
+
+a_port, b_port, lo, hi, route, board, alight = map(int, sys.argv[1:])
+tok = os.environ["BENCH_TOKEN"]
+a = http.client.HTTPConnection("127.0.0.1", a_port, timeout=10)
+b = http.client.HTTPConnection("127.0.0.1", b_port, timeout=10)
+PATH = "/api/v1/analytics/trips/total"
+
+def total(conn):
+    conn.request("GET", PATH)
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200:
+        raise SystemExit("GET %s answered %d: %s" % (PATH, r.status, body[:200]))
+    return json.loads(body)["total_trips"], r.getheader("X-Cache")
+
+def post(path, doc):
+    a.request("POST", path, json.dumps(doc), {"Content-Type": "application/json", "Authorization": "Bearer " + tok})
+    r = a.getresponse()
+    return r.status, r.read()
+
+after_reply, after_send, polls, misses = [], [], [], 0
+for i in range(20):
+    total(b)
+    before, xc = total(b)
+    if xc != "HIT":
+        misses += 1
+    t0 = time.perf_counter()
+    status, body = post("/api/v1/trips/start", {"card_id": random.randint(lo, hi), "route_id": route,
+                                                 "boarding_station_id": board})
+    t1 = time.perf_counter()
+    if status != 201:
+        raise SystemExit("tap-in answered %d: %s" % (status, body[:300]))
+    trip = json.loads(body)["trip_id"]
+    n, seen = 0, None
+    while time.perf_counter() < t1 + 5:
+        v, _ = total(b)
+        n += 1
+        if v != before:
+            seen = time.perf_counter()
+            break
+        time.sleep(0.001)
+    if seen is None:
+        raise SystemExit("B still showed total_trips %d 5 s after the tap-in on A" % before)
+    after_reply.append((seen - t1) * 1000)
+    after_send.append((seen - t0) * 1000)
+    polls.append(n)
+    status, body = post("/api/v1/trips/end", {"trip_id": trip, "disembarking_station_id": alight})
+    if status != 200:
+        raise SystemExit("tap-out answered %d: %s" % (status, body[:300]))
+    time.sleep(0.02)
+
+print("after_reply_median_ms=%.2f after_reply_max_ms=%.2f after_send_median_ms=%.2f after_send_max_ms=%.2f"
+      " polls_median=%d polls_max=%d warm_read_not_hit=%d"
+      % (statistics.median(after_reply), max(after_reply), statistics.median(after_send), max(after_send),
+         statistics.median(polls), max(polls), misses))
+print("after_reply_ms=" + ",".join("%.2f" % x for x in after_reply))
+PY
+inv=$(head -1 "$out/invalidation.txt")
+for kv in $inv; do printf -v "i_${kv%%=*}" '%s' "${kv#*=}"; done
+say "3d. Invalidation delay A -> B (20 tap-ins on A; B polled every 1 ms; B's reads before each tap-in: warm)"
+say "  from A's 201 to B showing the new total_trips: median $i_after_reply_median_ms ms, max $i_after_reply_max_ms ms (polls: median $i_polls_median, max $i_polls_max)"
+say "  from sending the tap-in: median $i_after_send_median_ms ms, max $i_after_send_max_ms ms; B's priming read not a HIT in $i_warm_read_not_hit of 20"
+say "  each delay (ms): $(sed -n 's/^after_reply_ms=//p' "$out/invalidation.txt")"
+b_logs=$(log_lines "$out/transitd-b.log")
+stop_pid "$app2_pid" "transitd B"
+app2_pid=""
+say ""
+
+# ---- 4. rail ----------------------------------------------------------------------
+
+note "4. rail: creating $rail_runs runs"
+# Runs of train 1 (40 first + 180 standard seats) between rail stations 202
+# and 209, departing 00:01-04:58 Bogotá time (UTC-5) three days from today
+# (tomorrow + 2 days), a window the demo schedule (05:00-22:00) never uses; a time taken
+# by an earlier run of this script (409) is tried again at another second.
+day=$(date -u -d '-5 hours +3 days' +%F)
+window=$(( 5 * 3600 - 180 ))
+run_ids=()
+for ((i = 0; i < rail_runs; i++)); do
+  for attempt in 1 2 3 4 5; do
+    off=$(( 60 + i * window / rail_runs + RANDOM % 30 ))
+    dep=$(date -u -d "$day 00:00:00 UTC + $off seconds + 5 hours" +%Y-%m-%dT%H:%M:%SZ)
+    arr=$(date -u -d "$day 00:00:00 UTC + $off seconds + 5 hours + 58 minutes" +%Y-%m-%dT%H:%M:%SZ)
+    resp=$(curl -sS -w '\n%{http_code}' -X POST "$A$V1/rail/runs" -H "Authorization: Bearer $admin_token" \
+      -H 'Content-Type: application/json' \
+      -d "{\"train_id\":1,\"origin_station_id\":202,\"destination_station_id\":209,\"departure_time\":\"$dep\",\"arrival_time\":\"$arr\"}")
+    code=${resp##*$'\n'}
+    [ "$code" = 409 ] && continue
+    [ "$code" = 201 ] || die "POST /rail/runs answered $code: ${resp%$'\n'*}"
+    run_ids+=("$(jq -r .run_id <<<"${resp%$'\n'*}")")
+    break
+  done
+done
+[ "${#run_ids[@]}" = "$rail_runs" ] || die "created ${#run_ids[@]} of $rail_runs runs"
+runs_csv=$(IFS=,; echo "${run_ids[*]}")
+record "rail runs: ${rail_runs} x POST $A$V1/rail/runs {train_id 1, 202 -> 209, $day 00:01-04:58 Bogotá} as admin"
+read -r card1_before <<<"$(psql_q -c "SELECT balance FROM cards WHERE card_id = 1")"
+
+say "4. Rail bookings at 1,000 connections: POST /rail/bookings {random of $rail_runs fresh runs (180 standard seats each), seat_count 1, class standard}"
+row '%-34s %8s %8s %8s %8s %8s %7s %7s  %-26s %9s  %s' "who / card" "2xx/s" "p50 ms" "p95 ms" "p99 ms" "req/s" "409" "other" "statuses" "srv us/rq" "CPU over the run"
+declare -A rail_ok rail_p95 rail_warm_ok
+export BENCH_RUNS=$runs_csv BENCH_CLASS=standard
+for who in rider admin; do
+  if [ "$who" = rider ]; then
+    export BENCH_TOKEN=$rider_token BENCH_CARD=1
+    unset BENCH_CARD_LO BENCH_CARD_HI
+    label="rider, card 1 (the brief)"
+  else
+    export BENCH_TOKEN=$admin_token BENCH_CARD_LO=$card_lo BENCH_CARD_HI=$card_hi
+    unset BENCH_CARD
+    label="admin, random scale card (extra)"
+  fi
+  measure "rail-$who" 1000 "$A" "$lua/bookings.lua" "$app_pid"
+  rail_ok[$who]=$b_ok_per_s rail_p95[$who]=$m_p95
+  rail_warm_ok[$who]=$(grep '^BENCH ' "$m_out.warmup" | tr ' ' '\n' | sed -n 's/^ok=//p')
+  row '%-34s %8.0f %8.2f %8.2f %8.2f %8.0f %7s %7s  %-26s %9s  %s' "$label" "$b_ok_per_s" "$m_p50" "$m_p95" "$m_p99" "$m_rps" \
+    "$b_s409" "$((b_s402 + b_s422 + b_s4xx + b_s5xx))" "$m_status" "$m_app_us" "$m_cpu"
+  row '       2xx %d, 402 %d, 409 %d, 422 %d, other 4xx %d, 5xx %d, socket errors %d, server warn+ log lines %d (+%d client-closed)' \
+    "$b_ok" "$b_s402" "$b_s409" "$b_s422" "$b_s4xx" "$b_s5xx" "$m_sock" "$m_logs" "$m_closed"
+done
+unset BENCH_TOKEN BENCH_CARD BENCH_CARD_LO BENCH_CARD_HI BENCH_RUNS BENCH_CLASS
+say "  targets (rider, card 1): >= 2,000 bookings/s and p95 <= 50 ms; earlier system: 100 bookings/s, p95 < 200 ms"
+
+# Checks in SQL after the load.
+in_runs="run_id IN ($runs_csv)"
+double_seats=$(psql_q -c "SELECT count(*) FROM (SELECT seat_id FROM rail_booking_seats WHERE active GROUP BY seat_id HAVING count(*) > 1) x")
+read -r c1_bal c1_sum <<<"$(psql_q -F' ' -c "SELECT balance, (SELECT sum(amount) FROM card_ledger WHERE card_id = 1) FROM cards WHERE card_id = 1")"
+bad_cards=$(psql_q -c "SELECT count(*) FROM cards c LEFT JOIN (SELECT card_id, sum(amount) AS s FROM card_ledger GROUP BY card_id) l
+                       USING (card_id) WHERE c.balance <> coalesce(l.s, 0)")
+read -r min_free sold_out <<<"$(psql_q -F' ' -c "SELECT min(free), count(*) FILTER (WHERE free = 0) FROM (
+  SELECT s.run_id, count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM rail_booking_seats b WHERE b.seat_id = s.seat_id AND b.active)) AS free
+  FROM rail_seats s WHERE s.$in_runs AND s.class = 'standard' GROUP BY s.run_id) x")"
+read -r db_bookings db_card1 <<<"$(psql_q -F' ' -c "SELECT count(*), count(*) FILTER (WHERE card_id = 1) FROM rail_bookings WHERE $in_runs AND status = 'confirmed'")"
+bad_totals=$(psql_q -c "SELECT count(*) FROM rail_bookings b WHERE $in_runs AND total_amount <> (SELECT sum(s.price) FROM rail_booking_seats bs JOIN rail_seats s USING (seat_id) WHERE bs.booking_id = b.booking_id)")
+wrk_ok=$(( ${rail_warm_ok[rider]:-0} + ${rail_warm_ok[admin]:-0} ))
+say "  checks: seats in two active bookings: $double_seats; card 1 balance $c1_bal, sum(ledger) $c1_sum ($([ "$c1_bal" = "$c1_sum" ] && echo equal || echo DIFFERENT));"
+say "          cards whose balance <> sum(ledger): $bad_cards of all; bookings whose total <> sum(seat prices): $bad_totals"
+say "          confirmed bookings on the bench runs: $db_bookings ($db_card1 paid by card 1); standard seats left: min $min_free per run, $sold_out runs sold out"
+say "          (2xx answers wrk counted, warm-ups included: $(( wrk_ok + $(grep -h '^BENCH ' "$out"/wrk-rail-*-c1000.txt | tr ' ' '\n' | sed -n 's/^ok=//p' | awk '{s += $1} END {print s + 0}') )))"
+say ""
+
+# ---- report -------------------------------------------------------------------------
+
+app_rss=$(awk '/^VmRSS/ {print $2 " " $3}' "/proc/$app_pid/status" 2>/dev/null || echo "?")
+alive="yes"
+kill -0 "$app_pid" 2>/dev/null || alive="NO"
+a_logs=$(log_lines "$out/transitd-a.log")
+cold_logs=$(log_lines "$out/transitd-cold.log")
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+{
+  echo "transitd application benchmarks  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src db 2>/dev/null || echo '+local changes')"
+  echo "machine: $(nproc) cores shared by wrk (-t$threads), transitd, PostgreSQL and Redis; wrk runs: ${warmup} s warm-up + ${duration} s measured, --timeout 10s"
+  echo "transitd: WORKERS=${WORKERS:-default} IO_THREADS=${IO_THREADS:-default} DB_POOL_SIZE=${DB_POOL_SIZE:-default} LOG_LEVEL=warn RATE_LIMIT_PER_MINUTE=0"
+  echo "data: $data_note; $n_users users, $card_n scale cards, $n_trips trips before the run"
+  echo "load average before: $load_before; after: $load_after; busy processes at the start: ${busy_before:-none}"
+  echo
+  printf '%s\n' "${summary[@]}"
+  echo "transitd A after the run: alive $alive, RSS $app_rss"
+  echo "warn+ log lines, besides '$closed_msg' (wrk hanging up at the end of each run; A: $(closed_lines "$out/transitd-a.log")):"
+  echo "  A $a_logs, cold instance $cold_logs, B $b_logs"
+  for f in transitd-a transitd-cold transitd-b; do
+    [ -s "$out/$f.log" ] || continue
+    echo "  $f.log, most frequent (message, path, status, error):"
+    sed -E 's/"request_id":"[^"]*",?//; s/"duration_us":[0-9]*,?//; s/"bytes":[0-9]*,?//; s/"time":"[^"]*",?//' "$out/$f.log" |
+      sort | uniq -c | sort -rn | head -6 | cut -c1-220 | sed 's/^ */    /'
+  done
+  echo
+  echo "commands:"
+  printf '  %s\n' "${cmds[@]}"
+  echo "raw outputs: $out/"
+} | tee "$run/last.txt"
