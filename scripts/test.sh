@@ -42,7 +42,14 @@ if [ -n "${TRANSITD_BIN:-}" ]; then
 else
   bins=("$root/build/transitd" "$root/build/transitd-asan")
 fi
+fresh=""
 for bin in "${bins[@]}"; do
+  if [ -n "$fresh" ]; then # each run starts from an empty database and Redis
+    redis-cli -p "$TEST_REDIS_PORT" FLUSHALL >/dev/null
+    as_pg_owner "$(pg_bindir)/psql" -h 127.0.0.1 -p "$TEST_PG_PORT" -U transitd -d postgres -q \
+      -c "DROP DATABASE transitd" -c "CREATE DATABASE transitd"
+  fi
+  fresh=1
   echo "== end-to-end tests ($(basename "$bin"))"
   TRANSITD_BIN=$bin /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e "$@"
 done
