@@ -7,7 +7,7 @@
 #   BENCH_CONNECTIONS  connection counts to try ("50 256")
 #   BENCH_STATION_ID   station to read (default: the lowest active station id)
 #   BENCH_PG_PORT, BENCH_REDIS_PORT, BENCH_APP_PORT, BENCH_NGINX_PORT
-#                      57432, 57379, 18100, 18101
+#                      17432, 17379, 18100, 18101
 #   WORKERS, IO_THREADS are passed through to transitd when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,9 +40,9 @@ source scripts/services.sh
 # ---- helpers -------------------------------------------------------------
 
 # port_busy PORT: something listens on it, or holds it as the local end of a
-# connection, TIME-WAIT included. 57432 and 57379 sit in Linux's ephemeral
-# range (32768-60999): a client connection that used one as its local port
-# blocks a server's bind for 60 s after it closes, even with SO_REUSEADDR.
+# connection, TIME-WAIT included. A port in Linux's ephemeral range
+# (32768-60999) can be a client connection's local port, which blocks a
+# server's bind even with SO_REUSEADDR; the defaults sit below that range.
 port_busy() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
   command -v ss >/dev/null 2>&1 || return 1
