@@ -1,8 +1,12 @@
 /* /api/v1/cards…: issue, read, recharge, block. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "../core/json.h"
 #include "../domain/cards.h"
 #include "../http/cached.h"
 #include "../store/cache.h"
+#include "../store/nearcache.h"
 #include "api.h"
 #include "idempotency.h"
 #include "params.h"
@@ -26,13 +30,33 @@ static void invalidate_card(struct request *req, struct worker *w, int64_t card_
 	cache_invalidate(&w->redis, &req->arena, keys, 2);
 }
 
+/* A card's owner never changes after issue, so the process keeps what it
+ * has looked up (in the near-cache, under a key no write invalidates). */
+#define OWNER_TTL_MS (3600 * 1000)
+
+static int owner_of(struct request *req, struct worker *w, int64_t card_id, int64_t *owner, struct api_error *e)
+{
+	const char *key = arena_printf(&req->arena, "owner:card:%lld", (long long)card_id);
+	const char *val;
+	size_t len;
+	if (nearcache_get(key, &req->arena, &val, &len) == 0) {
+		*owner = atoll(val);
+		return 0;
+	}
+	if (card_owner(&w->primary, &req->arena, card_id, owner, e))
+		return -1;
+	const char *text = pg_int(&req->arena, *owner);
+	nearcache_put(key, text, strlen(text), OWNER_TTL_MS);
+	return 0;
+}
+
 /* Riders reach only their own cards; to them another card does not exist. */
 static int may_use_card(struct request *req, struct worker *w, int64_t card_id, struct api_error *e)
 {
 	int64_t owner;
 	if (req->auth->role != ROLE_RIDER)
 		return 0;
-	if (card_owner(&w->primary, &req->arena, card_id, &owner, e))
+	if (owner_of(req, w, card_id, &owner, e))
 		return -1;
 	if (owner != req->auth->user_id)
 		return api_fail(e, "not-found", "card %lld does not exist", (long long)card_id);
