@@ -19,7 +19,7 @@ EMBED    := $(wildcard db/migrations/*.sql db/seed/*.sql) docs/openapi.json
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan web unit test run bench clean
+.PHONY: all asan web unit test run bench bench-app clean
 
 all: build/transitd web
 
@@ -74,6 +74,9 @@ run:
 
 bench:
 	@bash bench/run.sh
+
+bench-app:
+	@bash bench/app.sh
 
 clean:
 	rm -rf build

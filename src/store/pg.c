@@ -121,8 +121,10 @@ static int fail_result(struct pg *pg, PGresult *r, struct api_error *err)
 		err->retry_after = 1;
 		return -1;
 	}
-	log_msg(LOG_ERROR, "sql error %s: %.*s", state, (int)strcspn(PQresultErrorMessage(r), "\n"),
-		PQresultErrorMessage(r));
+	/* Integrity violations (class 23) are expected answers that callers map
+	 * to 409/422 or a retry; anything else is a bug worth an error line. */
+	log_msg(strncmp(state, "23", 2) ? LOG_ERROR : LOG_DEBUG, "sql error %s: %.*s", state,
+		(int)strcspn(PQresultErrorMessage(r), "\n"), PQresultErrorMessage(r));
 	PQclear(r);
 	api_fail(err, "internal", "database error");
 	return -1;
