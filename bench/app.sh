@@ -77,6 +77,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 make -s all
 source scripts/services.sh
+source bench/lib.sh
 hz=$(getconf CLK_TCK)
 
 # ---- helpers ---------------------------------------------------------------
@@ -84,33 +85,6 @@ hz=$(getconf CLK_TCK)
 psql_q() { psql -h 127.0.0.1 -p "$pg_port" -U transitd -d transitd -v ON_ERROR_STOP=1 -qtAX "$@"; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_http URL SECONDS PID: until URL answers 200, or fail if PID has exited.
-wait_http() {
-  local url=$1 secs=$2 pid=${3:-} i
-  for ((i = 0; i < secs * 20; i++)); do
-    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-    sleep 0.05
-  done
-  return 1
-}
-
-# stop_pid PID NAME: TERM, up to 15 s, then KILL. Only PIDs this script started.
-stop_pid() {
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    note "$2 (pid $pid) did not stop in 15 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
 # CPU ticks of a process: its own, plus (tree) its reaped children's and its
 # live children's. PostgreSQL's backends and nginx's workers are children.
@@ -636,31 +610,7 @@ timed "$A$tt" >/dev/null
 body_size=$(curl -sS -o /dev/null -w '%{size_download}' "$A$tt")
 if [ -n "$have_nginx" ]; then
   ngx=$run/nginx
-  user_line=""
-  [ "$(id -u)" -eq 0 ] && user_line="user root;"
-  cat >"$ngx/nginx.conf" <<CONF
-$user_line
-daemon off;
-worker_processes auto;
-pid $ngx/nginx.pid;
-error_log $ngx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
-  client_body_temp_path $ngx/client_body;
-  proxy_temp_path $ngx/proxy;
-  fastcgi_temp_path $ngx/fastcgi;
-  uwsgi_temp_path $ngx/uwsgi;
-  scgi_temp_path $ngx/scgi;
-  default_type application/json;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { return 200 '$(head -c "$body_size" /dev/zero | tr '\0' 'x')'; }
-  }
-}
-CONF
+  nginx_conf "$ngx" "$nginx_port" "    location / { return 200 '$(body "$body_size")'; }"
   if nginx -t -q -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" 2>"$out/nginx-t.log"; then
     nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" &
     nginx_pid=$!

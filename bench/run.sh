@@ -36,6 +36,7 @@ for tool in wrk nginx pgbench psql curl redis-server; do
 done
 make -s all
 source scripts/services.sh
+source bench/lib.sh
 
 # ---- helpers -------------------------------------------------------------
 
@@ -58,35 +59,6 @@ wait_port_free() {
     sleep 0.5
   done
   die "port 127.0.0.1:$p is still in use (ss -tanp '( sport = :$p )' shows by what)"
-}
-
-# wait_http URL SECONDS PID: until URL answers 200, or fail if PID has exited.
-wait_http() {
-  local url=$1 secs=$2 pid=${3:-} i
-  for ((i = 0; i < secs * 20; i++)); do
-    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-      return 1
-    fi
-    sleep 0.05
-  done
-  return 1
-}
-
-# stop_pid PID NAME: TERM, wait up to 10 s, then KILL. Only PIDs this script started.
-stop_pid() {
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 200; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    note "$2 (pid $pid) did not stop in 10 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
 }
 
 psql_q() { psql -h 127.0.0.1 -p "$pg_port" -U transitd -v ON_ERROR_STOP=1 -qtA "$@"; }
@@ -195,35 +167,10 @@ read_size=$(curl -sS -o /dev/null -w '%{size_download}' "$app$read_path")
 
 # ---- nginx ---------------------------------------------------------------
 
-body() { head -c "$1" /dev/zero | tr '\0' 'x'; }
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user root;"
 ngx=$run/nginx
-cat >"$ngx/nginx.conf" <<CONF
-$user_line
-daemon off;
-worker_processes auto;
-pid $ngx/nginx.pid;
-error_log $ngx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
-  client_body_temp_path $ngx/client_body;
-  proxy_temp_path $ngx/proxy;
-  fastcgi_temp_path $ngx/fastcgi;
-  uwsgi_temp_path $ngx/uwsgi;
-  scgi_temp_path $ngx/scgi;
-  default_type application/json;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location = /health-size  { return 200 '$(body "$health_size")'; }
+nginx_conf "$ngx" "$nginx_port" "    location = /health-size  { return 200 '$(body "$health_size")'; }
     location = /station-size { return 200 '$(body "$read_size")'; }
-    location /               { return 200 '$(body "$health_size")'; }
-  }
-}
-CONF
+    location /               { return 200 '$(body "$health_size")'; }"
 nginx -t -q -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" ||
   die "nginx rejected $ngx/nginx.conf"
 nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" &
