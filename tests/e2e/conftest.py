@@ -189,6 +189,22 @@ def poll(fn, timeout, interval=0.1):
         time.sleep(interval)
 
 
+def admin_headers(base, timeout=30):
+    """Authorization headers of the local admin, logging in and retrying while
+    the server answers 503 (logins need Redis, which some tests stop)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            r = requests.post(base + "/api/v1/auth/login", timeout=15,
+                              json={"email": "admin@transitd.local", "password": "admin-change-me"})
+            if r.status_code == 200:
+                return {"Authorization": "Bearer " + r.json()["access_token"]}
+            assert r.status_code == 503 and time.time() < deadline, r.text
+        except requests.ConnectionError:
+            assert time.time() < deadline, "the server did not answer"
+        time.sleep(0.3)
+
+
 def raw_request(port, data, timeout=10):
     """Sends raw bytes to 127.0.0.1:port and returns (status, headers, body, raw)
     for the first response; status is None when nothing parseable came back."""

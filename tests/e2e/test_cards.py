@@ -20,7 +20,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import assert_problem, run_cli
+from conftest import admin_headers, assert_problem
 
 V1 = "/api/v1"
 TIMEOUT = 15
@@ -32,25 +32,6 @@ RECHARGE_KEYS = {"recharge_id", "card_id", "amount", "new_balance", "recharge_ti
 UNKNOWN_CARD = 9_000_000_000_000  # far beyond anything a test creates
 AUTH = {}  # the admin's Authorization header, filled by the module fixture below
 
-
-def admin_headers(base, timeout=30):
-    """Authorization headers of the local admin once the server has
-    /auth/login (none before: the routes were public then). Logs in itself,
-    retrying while the server answers 503 (earlier test files stop and start
-    Redis, and logins need it), rather than failing on the first try."""
-    if "POST /api/v1/auth/login" not in run_cli("routes").stdout.splitlines():
-        return {}
-    deadline = time.time() + timeout
-    while True:
-        try:
-            r = requests.post(base + V1 + "/auth/login",
-                              json={"email": "admin@transitd.local", "password": "admin-change-me"}, timeout=TIMEOUT)
-            if r.status_code == 200:
-                return {"Authorization": "Bearer " + r.json()["access_token"]}
-            assert r.status_code == 503 and time.time() < deadline, r.text
-        except requests.ConnectionError:
-            assert time.time() < deadline, "the server did not answer"
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -15,30 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import assert_problem, run_cli, services
+from conftest import admin_headers, assert_problem, poll, services
 
 V1 = "/api/v1"
 TIMEOUT = 60
 AUTH = {}  # filled by the autouse fixture below
 
-
-def admin_headers(base, timeout=30):
-    """Authorization headers of the local admin once the server has
-    /auth/login (none before: the routes were public then), retrying while
-    the server answers 503 (logins need Redis)."""
-    if "POST /api/v1/auth/login" not in run_cli("routes").stdout.splitlines():
-        return {}
-    deadline = time.time() + timeout
-    while True:
-        try:
-            r = requests.post(base + V1 + "/auth/login",
-                              json={"email": "admin@transitd.local", "password": "admin-change-me"}, timeout=TIMEOUT)
-            if r.status_code == 200:
-                return {"Authorization": "Bearer " + r.json()["access_token"]}
-            assert r.status_code == 503 and time.time() < deadline, r.text
-        except requests.ConnectionError:
-            assert time.time() < deadline, "the server did not answer"
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -156,17 +138,6 @@ def warm_all_workers(base, card_id):
     with ThreadPoolExecutor(max_workers=48) as pool:
         list(pool.map(lambda _: balance_call(base, card_id), range(300)))
 
-
-def poll(fn, timeout, interval=0.1):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            v = fn()
-        except requests.RequestException:
-            v = None
-        if v or time.time() >= deadline:
-            return v
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------------------
