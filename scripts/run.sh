@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: everything a new user needs, then serve on $PORT (8000).
 # Without DATABASE_URL / REDIS_URL it starts a private PostgreSQL and Redis
-# under .run/ (kept between runs) and stops them again on Ctrl-C.
+# under .run/ (kept between runs) and stops them again on Ctrl-C. As root, when
+# the 'postgres' user cannot enter the checkout, PostgreSQL's data lives under
+# /var/lib/transitd and .run/pg links to it (scripts/services.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

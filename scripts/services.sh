@@ -2,7 +2,14 @@
 # Private PostgreSQL and Redis servers on loopback, each under a folder of the
 # project's. Sourced by run.sh and test.sh; every function takes (dir, port).
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the
-# 'postgres' system user that Debian's package creates.
+# 'postgres' system user that Debian's package creates. That user cannot enter
+# a checkout inside a private folder (a home directory of mode 0700): then the
+# cluster's data lives under $TRANSITD_STATE_DIR (/var/lib/transitd), in a
+# folder named after the checkout's path, and DIR is a symbolic link to it.
+# The next start finds the same data through the link; removing DIR (or all of
+# .run) still means "start afresh".
+
+TRANSITD_STATE_DIR=${TRANSITD_STATE_DIR:-/var/lib/transitd}
 
 pg_bindir() {
   local v
@@ -12,20 +19,95 @@ pg_bindir() {
   dirname "$(command -v pg_ctl)"
 }
 
+# as_pg_owner CMD...: runs CMD as the user that owns the clusters. As root
+# that is 'postgres', from / (the caller's folder may be closed to it).
 as_pg_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# pg_reachable DIR: whether the postgres user can enter DIR (and every folder above it).
+pg_reachable() {
+  as_pg_owner test -x "$1" 2>/dev/null
+}
+
+# pg_absolute DIR: DIR with its parent's real path, so that one folder has one name.
+pg_absolute() {
+  local parent
+  parent=$(dirname "$1")
+  mkdir -p "$parent"
+  echo "$(cd "$parent" && pwd -P)/$(basename "$1")"
+}
+
+# pg_relocated DIR: where the data of DIR lives when postgres cannot reach DIR.
+pg_relocated() {
+  local dir
+  dir=$(pg_absolute "$1")
+  echo "$TRANSITD_STATE_DIR/$(printf %s "$dir" | sha256sum | cut -c1-16)/$(basename "$dir")"
+}
+
+# pg_discard DATA: stops a cluster under $TRANSITD_STATE_DIR and removes it.
+pg_discard() {
+  local data=$1
+  case $data in "$TRANSITD_STATE_DIR"/?*/?*) ;; *) return 0 ;; esac
+  if [ -f "$data/postmaster.pid" ]; then
+    as_pg_owner "$(pg_bindir)/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$(dirname "$data")"
+}
+
+# pg_state_folder DATA: the folders above DATA under $TRANSITD_STATE_DIR, open to postgres.
+pg_state_folder() {
+  mkdir -p "$(dirname "$1")"
+  chmod 755 "$TRANSITD_STATE_DIR" "$(dirname "$1")"
+}
+
+# pg_datadir DIR: prepares and prints the folder that holds DIR's cluster:
+# DIR itself, or (as root, when postgres cannot reach DIR) its folder under
+# $TRANSITD_STATE_DIR, with DIR as a link to it.
+pg_datadir() {
+  local dir data
+  dir=$(pg_absolute "$1")
+  if [ "$(id -u)" -ne 0 ]; then
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    echo "$dir"
+    return 0
+  fi
+  if [ -L "$dir" ]; then
+    data=$(readlink -m "$dir")
+  elif pg_reachable "$(dirname "$dir")"; then
+    data=$dir
+  else
+    data=$(pg_relocated "$dir")
+    # Data at that place whose link is gone belongs to a removed DIR.
+    pg_discard "$data"
+    pg_state_folder "$data"
+    printf '%s\n' "$dir" >"$(dirname "$data")/origin"
+    if [ -d "$dir" ]; then # a folder from before (made by hand, or by another user): keep its data
+      mv "$dir" "$data"
+      chown -R postgres: "$data"
+    fi
+    ln -s "$data" "$dir"
+  fi
+  case $data in "$TRANSITD_STATE_DIR"/*) pg_state_folder "$data" ;; esac
+  mkdir -p "$data"
+  chown postgres: "$data"
+  chmod 700 "$data"
+  echo "$data"
 }
 
 # pg_start DIR PORT: initdb on first use, then start; database 'transitd', user 'transitd'.
 pg_start() {
-  local dir=$1 port=$2 bin
+  local dir port=$2 bin data
+  dir=$(pg_absolute "$1")
   bin=$(pg_bindir)
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
-  chmod 700 "$dir"
-  if [ ! -f "$dir/PG_VERSION" ]; then
-    as_pg_owner "$bin/initdb" -D "$dir" -U transitd --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-    cat >>"$dir/postgresql.conf" <<CONF
+  data=$(pg_datadir "$dir")
+  if [ "$data" != "$dir" ]; then
+    echo "transitd: PostgreSQL data for ${dir#"$PWD/"} lives in $data (the postgres user cannot reach the checkout)"
+  fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    as_pg_owner "$bin/initdb" -D "$data" -U transitd --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 max_connections = 200
@@ -39,7 +121,7 @@ max_wal_size = 4GB
 log_min_duration_statement = 1000
 CONF
   fi
-  as_pg_owner "$bin/pg_ctl" -D "$dir" -o "-p $port" -l "$dir/server.log" -w -t 60 start >/dev/null
+  as_pg_owner "$bin/pg_ctl" -D "$data" -o "-p $port" -l "$data/server.log" -w -t 60 start >/dev/null
   as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U transitd -d postgres -tAq \
     -c "SELECT 1 FROM pg_database WHERE datname = 'transitd'" | grep -q 1 ||
     as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U transitd -d postgres -q -c "CREATE DATABASE transitd"
@@ -48,7 +130,15 @@ CONF
 pg_stop() {
   local dir=$1
   [ -f "$dir/postmaster.pid" ] || return 0
-  as_pg_owner "$(pg_bindir)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+  as_pg_owner "$(pg_bindir)/pg_ctl" -D "$(readlink -m "$dir")" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# pg_wipe DIR: stops DIR's cluster and removes its data, wherever it lives.
+pg_wipe() {
+  local dir=$1
+  pg_stop "$dir"
+  [ -L "$dir" ] && pg_discard "$(readlink -m "$dir")"
+  rm -rf "$dir"
 }
 
 # redis_start DIR PORT: no persistence needed (Redis holds only what can be rebuilt).

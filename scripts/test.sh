@@ -10,7 +10,8 @@ bash scripts/bootstrap.sh
 make -s all asan
 source scripts/services.sh
 
-# TEST_RUN_DIR and the ports may be overridden to run two suites side by side.
+# TEST_RUN_DIR and the ports may be overridden to run two suites side by side
+# (and STARTUP_PORT_BASE, 25500, of the start-up test below: base+1..+15).
 # Fixed ports sit below the kernel's ephemeral range (32768-60999), where a
 # client connection of a load test could already hold them.
 export TEST_RUN_DIR="${TEST_RUN_DIR:-$root/.run/test}"
@@ -22,6 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cleanup
+pg_wipe "$TEST_PG_DIR" # also its data outside the checkout, if it lives there (see services.sh)
 rm -rf "$TEST_RUN_DIR"
 pg_start "$TEST_PG_DIR" "$TEST_PG_PORT"
 redis_start "$TEST_REDIS_DIR" "$TEST_REDIS_PORT"
@@ -31,6 +33,12 @@ export JWT_SECRET="test-secret-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 
 echo "== unit tests"
 make -s unit
+
+# `make run` and the test services from a mode-0700 folder, as root and as an
+# ordinary user (tests/startup/test_any_directory.sh). TEST_STARTUP=0 skips it.
+if [ "${TEST_STARTUP:-1}" != 0 ]; then
+  bash tests/startup/test_any_directory.sh
+fi
 
 # The end-to-end suite runs twice: against the release binary, then against
 # the sanitizer build, where every memory error, leak and undefined behaviour
