@@ -1,13 +1,13 @@
 # transitd build. `make` builds build/transitd; `make asan` the sanitizer build;
 # `make run` and `make test` are the README's two commands.
 
-PKGS     := libmicrohttpd libpq hiredis jansson libsodium libjwt uuid
+PKGS     := libpq hiredis jansson libsodium libjwt uuid
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 DEPFLAGS  = -MMD -MP
 ALLFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lz -lm -pthread
 ASANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 SRC      := $(shell find src -name '*.c' | sort)

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config
-  libmicrohttpd-dev libpq-dev libhiredis-dev libjansson-dev libsodium-dev
+  libhttp-parser-dev zlib1g-dev libpq-dev libhiredis-dev libjansson-dev libsodium-dev
   libjwt-dev uuid-dev libcmocka-dev
   postgresql redis-server
   python3-pytest python3-requests python3-psycopg2

@@ -3,6 +3,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +146,29 @@ static int cmd_routes(void)
 	return 0;
 }
 
-static int cmd_serve(const struct config *cfg)
+/* Connections need descriptors: take the hard limit, and keep MAX_CONNECTIONS
+ * below it with room for database, Redis and refused connections. */
+static void raise_open_files_limit(struct config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	long room = (long)rl.rlim_cur - 3L * cfg->workers - 1100;
+	if (room < 16)
+		room = 16;
+	if (cfg->max_connections > room) {
+		log_msg(LOG_WARN, "MAX_CONNECTIONS lowered from %d to %ld: the open files limit is %ld",
+			cfg->max_connections, room, (long)rl.rlim_cur);
+		cfg->max_connections = (int)room;
+	}
+}
+
+static int cmd_serve(struct config *cfg)
 {
 	if (need_database(cfg))
 		return EXIT_CONFIG;
@@ -184,6 +207,7 @@ static int cmd_serve(const struct config *cfg)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	raise_open_files_limit(cfg);
 	static_load(cfg->web_dir);
 	nearcache_init(16384);
 	cached_set_near_ttl((unsigned)cfg->near_cache_ttl_ms);

@@ -29,7 +29,6 @@ void health_ready(struct request *req, struct worker *w);
 void metrics_get(struct request *req, struct worker *w);
 
 /* static.c */
-void openapi_get(struct request *req, struct worker *w);
 void static_get(struct request *req, struct worker *w);
 
 /* network.c */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../core/metrics.h"
+#include "../http/evloop.h"
 #include "../http/server.h"
 #include "../http/worker.h"
 #include "../store/cache.h"
@@ -119,6 +120,15 @@ void metrics_get(struct request *req, struct worker *w)
 	      workers_busy());
 	gauge(b, "transitd_workers", "Worker threads, and so primary database connections.", workers_count());
 	gauge(b, "transitd_inflight_requests", "Requests accepted and not yet answered.", server_inflight());
+	gauge(b, "transitd_http_connections", "Open client connections.", evloop_connections());
+	buf_addf(b, "# HELP transitd_http_connections_refused_total Connections answered at once and closed, by cap.\n"
+		    "# TYPE transitd_http_connections_refused_total counter\n"
+		    "transitd_http_connections_refused_total{reason=\"capacity\"} %lu\n"
+		    "transitd_http_connections_refused_total{reason=\"client\"} %lu\n",
+		 evloop_refused_capacity(), evloop_refused_client());
+	buf_addf(b, "# HELP transitd_http_timeouts_total Connections closed by a header, body, idle or send timeout.\n"
+		    "# TYPE transitd_http_timeouts_total counter\ntransitd_http_timeouts_total %lu\n",
+		 evloop_timeouts());
 	gauge(b, "transitd_near_cache_entries", "Entries in the in-process near-cache.", (double)nearcache_count());
 	gauge(b, "transitd_redis_breaker_state", "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
 	      redis_breaker_state());

@@ -212,11 +212,23 @@ int config_load(struct config *c, char *err, size_t errlen)
 	c->rate_limit_fail_closed = (int)v;
 	c->admin_email = env_or("ADMIN_EMAIL", "");
 	c->admin_password = env_or("ADMIN_PASSWORD", "");
-	const char *loop = env_or("HTTP_EVENT_LOOP", "poll");
-	if (strcmp(loop, "poll") && strcmp(loop, "epoll")) {
-		snprintf(err, errlen, "HTTP_EVENT_LOOP must be poll or epoll (got \"%.20s\")", loop);
+	if (env_int("HTTP_HEADER_TIMEOUT_MS", 10000, 100, 600000, &v, err, errlen))
 		return -1;
-	}
-	c->use_epoll = !strcmp(loop, "epoll");
+	c->http_header_timeout_ms = (int)v;
+	if (env_int("HTTP_BODY_TIMEOUT_MS", 10000, 100, 600000, &v, err, errlen))
+		return -1;
+	c->http_body_timeout_ms = (int)v;
+	if (env_int("HTTP_IDLE_TIMEOUT_MS", 60000, 100, 3600000, &v, err, errlen))
+		return -1;
+	c->http_idle_timeout_ms = (int)v;
+	if (env_int("HTTP_SEND_TIMEOUT_MS", 30000, 100, 600000, &v, err, errlen))
+		return -1;
+	c->http_send_timeout_ms = (int)v;
+	if (env_int("MAX_CONNECTIONS", 16384, 1, 1 << 20, &v, err, errlen))
+		return -1;
+	c->max_connections = (int)v;
+	if (env_int("MAX_CONNECTIONS_PER_CLIENT", 1024, 0, 1 << 20, &v, err, errlen))
+		return -1;
+	c->max_connections_per_client = (int)v;
 	return 0;
 }

@@ -43,7 +43,12 @@ struct config {
 	int rate_limit_fail_closed;
 	const char *admin_email;    /* migrate creates or updates this admin */
 	const char *admin_password;
-	int use_epoll;              /* HTTP_EVENT_LOOP: epoll (1) or poll (0) */
+	int http_header_timeout_ms; /* to receive a request head */
+	int http_body_timeout_ms;   /* to receive a request body, from its head */
+	int http_idle_timeout_ms;   /* a kept-alive connection between requests */
+	int http_send_timeout_ms;   /* without progress writing a response */
+	int max_connections;        /* open connections; more are answered 503 */
+	int max_connections_per_client; /* per client address; 0 = no cap */
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */

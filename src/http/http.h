@@ -4,13 +4,14 @@
  * The request as handlers see it, the response they fill, and the route
  * table entry that binds them.
  *
- * Life of a request: the I/O thread (libmicrohttpd) reads it, matches a
- * route, checks method, body size, content type and JSON once, then either
- * answers at once (ROUTE_INLINE, near-cache hit) or suspends the connection
- * and queues the request for a worker. The worker runs the handler with its
- * own database and Redis connections, and resumes the connection; the I/O
- * thread sends the response. Everything the request allocates lives in its
- * arena and goes when the response has been sent.
+ * Life of a request: an I/O thread (evloop.c) reads it off the connection
+ * (framing.c), matches a route, checks method, body size, content type and
+ * JSON once, then either answers at once (ROUTE_INLINE, near-cache hit) or
+ * queues the request for a worker and stops reading that connection. The
+ * worker runs the handler with its own database and Redis connections and
+ * hands the request back to its I/O thread, which writes the response.
+ * Everything the request allocates lives in its arena and goes when the
+ * response has been written.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -20,19 +21,19 @@
 #include "../core/problem.h"
 #include "../auth/auth.h"
 
-struct MHD_Connection;
+struct conn;
 struct worker;
 struct request;
 struct cache_family;
 
-enum http_method {
-	HTTP_GET = 1,
-	HTTP_POST = 2,
-	HTTP_PUT = 4,
-	HTTP_PATCH = 8,
-	HTTP_DELETE = 16,
-	HTTP_OPTIONS = 32,
-	HTTP_HEAD = 64,
+enum method {
+	METHOD_GET = 1,
+	METHOD_POST = 2,
+	METHOD_PUT = 4,
+	METHOD_PATCH = 8,
+	METHOD_DELETE = 16,
+	METHOD_OPTIONS = 32,
+	METHOD_HEAD = 64,
 };
 
 /* Runs on a worker thread (w != NULL) or, for ROUTE_INLINE, on the I/O
@@ -45,7 +46,7 @@ enum route_flags {
 };
 
 struct route {
-	enum http_method method;
+	enum method method;
 	const char *pattern; /* "/api/v1/stations/{station_id}"; {x} segments are ids ≥ 1 */
 	route_handler handler;
 	unsigned flags;
@@ -61,22 +62,37 @@ struct query_param {
 	const char *value;
 };
 
+struct http_header {
+	const char *name;
+	const char *value;
+};
+
 struct response {
 	int status; /* 0 until a handler answers */
 	struct buf body;
+	const char *static_body; /* instead of body: bytes that outlive the request (static files) */
+	size_t static_len;
 	const char *content_type;
 	const char *x_cache; /* "HIT", "MISS", "BYPASS" or NULL */
-	const char *headers[8][2];
+	const char *headers[16][2];
 	int nheaders;
 };
 
 struct request {
 	struct arena arena;
-	struct MHD_Connection *conn;
+	struct conn *conn;       /* owned by an I/O thread; NULL in unit tests */
+	struct request *next;    /* in the I/O thread's list of answered requests */
 	const struct route *route;
-	enum http_method method;
+	enum method method;
 	const char *method_name;
-	const char *path;
+	const char *raw_target;  /* as received */
+	const char *path;        /* percent-decoded */
+	const char *query_string; /* raw, after '?', or NULL */
+	struct http_header *headers;
+	int nheaders;
+	int http_minor;          /* HTTP/1.<minor> */
+	int keep_alive;          /* the client allows another request on this connection */
+	int expect_continue;     /* Expect: 100-continue, and a body is coming */
 	int64_t ids[REQUEST_MAX_IDS]; /* path parameters, in pattern order */
 	int nids;
 	struct query_param *query;
@@ -102,6 +118,9 @@ struct request {
 	int state;
 	struct response res;
 };
+
+/* The first value of header name (any case), or NULL. */
+const char *request_header(const struct request *req, const char *name);
 
 /* The value of query parameter name, or NULL. */
 const char *request_query(const struct request *req, const char *name);

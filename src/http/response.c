@@ -1,5 +1,6 @@
 /* Helpers handlers use to answer. */
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "http.h"
@@ -10,6 +11,14 @@ uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *request_header(const struct request *req, const char *name)
+{
+	for (int i = 0; i < req->nheaders; i++)
+		if (!strcasecmp(req->headers[i].name, name))
+			return req->headers[i].value;
+	return NULL;
 }
 
 const char *request_query(const struct request *req, const char *name)

@@ -7,14 +7,14 @@
 #include "../core/banned.h"
 
 static const struct {
-	enum http_method m;
+	enum method m;
 	const char *name;
 } methods[] = {
-	{ HTTP_GET, "GET" },	 { HTTP_HEAD, "HEAD" },	      { HTTP_POST, "POST" },	   { HTTP_PUT, "PUT" },
-	{ HTTP_PATCH, "PATCH" }, { HTTP_DELETE, "DELETE" }, { HTTP_OPTIONS, "OPTIONS" },
+	{ METHOD_GET, "GET" },	 { METHOD_HEAD, "HEAD" },	      { METHOD_POST, "POST" },	   { METHOD_PUT, "PUT" },
+	{ METHOD_PATCH, "PATCH" }, { METHOD_DELETE, "DELETE" }, { METHOD_OPTIONS, "OPTIONS" },
 };
 
-const char *router_method_name(enum http_method m)
+const char *router_method_name(enum method m)
 {
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		if (methods[i].m == m)
@@ -22,7 +22,7 @@ const char *router_method_name(enum http_method m)
 	return "?";
 }
 
-enum http_method router_method_parse(const char *s)
+enum method router_method_parse(const char *s)
 {
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		if (!strcmp(methods[i].name, s))
@@ -92,11 +92,11 @@ static int match_one(const char *pat, const char *path, int64_t ids[], int *nids
 	return bad_id ? -1 : 1;
 }
 
-enum router_result router_match(const struct route *table, size_t n, enum http_method method, const char *path,
+enum router_result router_match(const struct route *table, size_t n, enum method method, const char *path,
 				const struct route **out, int64_t ids[REQUEST_MAX_IDS], int *nids,
 				unsigned *allow, char *bad_param, size_t bad_len)
 {
-	enum http_method want = method == HTTP_HEAD ? HTTP_GET : method;
+	enum method want = method == METHOD_HEAD ? METHOD_GET : method;
 	int shape_bad = 0;
 	*allow = 0;
 	/* A trailing slash names the same resource. */
@@ -121,8 +121,8 @@ enum router_result router_match(const struct route *table, size_t n, enum http_m
 			continue;
 		}
 		*allow |= table[i].method;
-		if (table[i].method == HTTP_GET)
-			*allow |= HTTP_HEAD;
+		if (table[i].method == METHOD_GET)
+			*allow |= METHOD_HEAD;
 		if (table[i].method == want) {
 			*out = &table[i];
 			memcpy(ids, tmp, sizeof(tmp));

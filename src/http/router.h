@@ -21,13 +21,13 @@ enum router_result {
  * ROUTER_BAD_ID, bad_param receives the parameter name (NUL-terminated).
  * HEAD matches GET routes.
  */
-enum router_result router_match(const struct route *table, size_t n, enum http_method method, const char *path,
+enum router_result router_match(const struct route *table, size_t n, enum method method, const char *path,
 				const struct route **out, int64_t ids[REQUEST_MAX_IDS], int *nids,
 				unsigned *allow, char *bad_param, size_t bad_len);
 
 /* "GET, POST" for a method bit set; returns buf. */
 const char *router_allow_string(unsigned allow, char *buf, size_t len);
-const char *router_method_name(enum http_method m);
-enum http_method router_method_parse(const char *s);
+const char *router_method_name(enum method m);
+enum method router_method_parse(const char *s);
 
 #endif
