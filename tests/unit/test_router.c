@@ -22,20 +22,20 @@ static void h_dummy(struct request *req, struct worker *w)
 /* The {user_id} route comes first on purpose: the literal /users/me must
  * still win. /v1/... are aliases of the /api/v1/... routes. */
 static const struct route table[] = {
-	R(HTTP_GET, "/", ROUTE_INLINE, "root"),
-	R(HTTP_GET, "/health", ROUTE_INLINE, "health"),
-	R(HTTP_GET, "/users/{user_id}", 0, "user"),
-	R(HTTP_GET, "/users/me", 0, "me"),
-	R(HTTP_GET, "/api/v1/stations", 0, "list stations"),
-	R(HTTP_POST, "/api/v1/stations", ROUTE_JSON_BODY, "create station"),
-	R(HTTP_GET, "/api/v1/stations/{station_id}", 0, "station"),
-	R(HTTP_PUT, "/api/v1/stations/{station_id}", ROUTE_JSON_BODY, "update station"),
-	R(HTTP_DELETE, "/api/v1/stations/{station_id}", 0, "delete station"),
-	R(HTTP_GET, "/api/v1/lines/{line_id}/stops/{stop_id}", 0, "stop"),
-	R(HTTP_GET, "/api/v1/a/{a}/b/{b}/c/{c}", 0, "three ids"),
-	R(HTTP_POST, "/api/v1/cards/{card_id}/topups", ROUTE_JSON_BODY, "topup"),
-	R(HTTP_GET, "/v1/stations", 0, "alias list"),
-	R(HTTP_GET, "/v1/stations/{station_id}", 0, "alias station"),
+	R(METHOD_GET, "/", ROUTE_INLINE, "root"),
+	R(METHOD_GET, "/health", ROUTE_INLINE, "health"),
+	R(METHOD_GET, "/users/{user_id}", 0, "user"),
+	R(METHOD_GET, "/users/me", 0, "me"),
+	R(METHOD_GET, "/api/v1/stations", 0, "list stations"),
+	R(METHOD_POST, "/api/v1/stations", ROUTE_JSON_BODY, "create station"),
+	R(METHOD_GET, "/api/v1/stations/{station_id}", 0, "station"),
+	R(METHOD_PUT, "/api/v1/stations/{station_id}", ROUTE_JSON_BODY, "update station"),
+	R(METHOD_DELETE, "/api/v1/stations/{station_id}", 0, "delete station"),
+	R(METHOD_GET, "/api/v1/lines/{line_id}/stops/{stop_id}", 0, "stop"),
+	R(METHOD_GET, "/api/v1/a/{a}/b/{b}/c/{c}", 0, "three ids"),
+	R(METHOD_POST, "/api/v1/cards/{card_id}/topups", ROUTE_JSON_BODY, "topup"),
+	R(METHOD_GET, "/v1/stations", 0, "alias list"),
+	R(METHOD_GET, "/v1/stations/{station_id}", 0, "alias station"),
 };
 #define NT (sizeof(table) / sizeof(table[0]))
 
@@ -48,7 +48,7 @@ struct m {
 	char bad[64];
 };
 
-static struct m match(enum http_method method, const char *path)
+static struct m match(enum method method, const char *path)
 {
 	struct m m;
 	memset(&m, 0, sizeof(m));
@@ -58,7 +58,7 @@ static struct m match(enum http_method method, const char *path)
 	return m;
 }
 
-static void expect_ok(enum http_method method, const char *path, const char *summary, int nids, int64_t id0,
+static void expect_ok(enum method method, const char *path, const char *summary, int nids, int64_t id0,
 		      int64_t id1, int64_t id2)
 {
 	struct m m = match(method, path);
@@ -75,57 +75,57 @@ static void expect_ok(enum http_method method, const char *path, const char *sum
 static void test_match_literal(void **state)
 {
 	(void)state;
-	expect_ok(HTTP_GET, "/", "root", 0, 0, 0, 0);
-	expect_ok(HTTP_GET, "/health", "health", 0, 0, 0, 0);
-	expect_ok(HTTP_GET, "/api/v1/stations", "list stations", 0, 0, 0, 0);
-	expect_ok(HTTP_POST, "/api/v1/stations", "create station", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/", "root", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/health", "health", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/api/v1/stations", "list stations", 0, 0, 0, 0);
+	expect_ok(METHOD_POST, "/api/v1/stations", "create station", 0, 0, 0, 0);
 }
 
 static void test_match_ids(void **state)
 {
 	(void)state;
-	expect_ok(HTTP_GET, "/api/v1/stations/1", "station", 1, 1, 0, 0);
-	expect_ok(HTTP_GET, "/api/v1/stations/42", "station", 1, 42, 0, 0);
-	expect_ok(HTTP_PUT, "/api/v1/stations/7", "update station", 1, 7, 0, 0);
-	expect_ok(HTTP_DELETE, "/api/v1/stations/8", "delete station", 1, 8, 0, 0);
-	expect_ok(HTTP_GET, "/api/v1/stations/9223372036854775807", "station", 1, INT64_MAX, 0, 0);
-	expect_ok(HTTP_GET, "/api/v1/lines/3/stops/15", "stop", 2, 3, 15, 0);
-	expect_ok(HTTP_GET, "/api/v1/a/1/b/2/c/3", "three ids", 3, 1, 2, 3);
-	expect_ok(HTTP_POST, "/api/v1/cards/5/topups", "topup", 1, 5, 0, 0);
-	expect_ok(HTTP_GET, "/users/12", "user", 1, 12, 0, 0);
+	expect_ok(METHOD_GET, "/api/v1/stations/1", "station", 1, 1, 0, 0);
+	expect_ok(METHOD_GET, "/api/v1/stations/42", "station", 1, 42, 0, 0);
+	expect_ok(METHOD_PUT, "/api/v1/stations/7", "update station", 1, 7, 0, 0);
+	expect_ok(METHOD_DELETE, "/api/v1/stations/8", "delete station", 1, 8, 0, 0);
+	expect_ok(METHOD_GET, "/api/v1/stations/9223372036854775807", "station", 1, INT64_MAX, 0, 0);
+	expect_ok(METHOD_GET, "/api/v1/lines/3/stops/15", "stop", 2, 3, 15, 0);
+	expect_ok(METHOD_GET, "/api/v1/a/1/b/2/c/3", "three ids", 3, 1, 2, 3);
+	expect_ok(METHOD_POST, "/api/v1/cards/5/topups", "topup", 1, 5, 0, 0);
+	expect_ok(METHOD_GET, "/users/12", "user", 1, 12, 0, 0);
 }
 
 static void test_aliases(void **state)
 {
 	(void)state;
-	expect_ok(HTTP_GET, "/v1/stations", "alias list", 0, 0, 0, 0);
-	expect_ok(HTTP_GET, "/v1/stations/3", "alias station", 1, 3, 0, 0);
+	expect_ok(METHOD_GET, "/v1/stations", "alias list", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/v1/stations/3", "alias station", 1, 3, 0, 0);
 	/* The alias has only GET: POST is 405 there, while the main path has it. */
-	struct m m = match(HTTP_POST, "/v1/stations");
+	struct m m = match(METHOD_POST, "/v1/stations");
 	assert_int_equal(m.r, ROUTER_METHOD_NOT_ALLOWED);
-	assert_int_equal(m.allow, HTTP_GET | HTTP_HEAD);
+	assert_int_equal(m.allow, METHOD_GET | METHOD_HEAD);
 }
 
 static void test_head_matches_get(void **state)
 {
 	(void)state;
-	expect_ok(HTTP_HEAD, "/api/v1/stations/5", "station", 1, 5, 0, 0);
-	expect_ok(HTTP_HEAD, "/health", "health", 0, 0, 0, 0);
+	expect_ok(METHOD_HEAD, "/api/v1/stations/5", "station", 1, 5, 0, 0);
+	expect_ok(METHOD_HEAD, "/health", "health", 0, 0, 0, 0);
 	/* HEAD on a POST-only path: 405 listing POST. */
-	struct m m = match(HTTP_HEAD, "/api/v1/cards/5/topups");
+	struct m m = match(METHOD_HEAD, "/api/v1/cards/5/topups");
 	assert_int_equal(m.r, ROUTER_METHOD_NOT_ALLOWED);
-	assert_int_equal(m.allow, HTTP_POST);
+	assert_int_equal(m.allow, METHOD_POST);
 }
 
 static void test_trailing_slash(void **state)
 {
 	(void)state;
-	expect_ok(HTTP_GET, "/health/", "health", 0, 0, 0, 0);
-	expect_ok(HTTP_GET, "/api/v1/stations/", "list stations", 0, 0, 0, 0);
-	expect_ok(HTTP_GET, "/api/v1/stations/12/", "station", 1, 12, 0, 0);
+	expect_ok(METHOD_GET, "/health/", "health", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/api/v1/stations/", "list stations", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/api/v1/stations/12/", "station", 1, 12, 0, 0);
 	/* Only one slash is forgiven. */
-	assert_int_equal(match(HTTP_GET, "/health//").r, ROUTER_NOT_FOUND);
-	assert_int_equal(match(HTTP_GET, "/api/v1/stations/12//").r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, "/health//").r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, "/api/v1/stations/12//").r, ROUTER_NOT_FOUND);
 }
 
 static void test_not_found(void **state)
@@ -148,7 +148,7 @@ static void test_not_found(void **state)
 		"/api/v1/stations/12/x/",
 	};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		struct m m = match(HTTP_GET, paths[i]);
+		struct m m = match(METHOD_GET, paths[i]);
 		if (m.r != ROUTER_NOT_FOUND)
 			fail_msg("GET \"%s\": result %d, want NOT_FOUND", paths[i], m.r);
 		assert_int_equal(m.allow, 0);
@@ -158,26 +158,26 @@ static void test_not_found(void **state)
 static void test_method_not_allowed(void **state)
 {
 	(void)state;
-	struct m m = match(HTTP_PATCH, "/api/v1/stations/5");
+	struct m m = match(METHOD_PATCH, "/api/v1/stations/5");
 	assert_int_equal(m.r, ROUTER_METHOD_NOT_ALLOWED);
-	assert_int_equal(m.allow, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_DELETE);
+	assert_int_equal(m.allow, METHOD_GET | METHOD_HEAD | METHOD_PUT | METHOD_DELETE);
 
-	m = match(HTTP_DELETE, "/api/v1/stations");
+	m = match(METHOD_DELETE, "/api/v1/stations");
 	assert_int_equal(m.r, ROUTER_METHOD_NOT_ALLOWED);
-	assert_int_equal(m.allow, HTTP_GET | HTTP_HEAD | HTTP_POST);
+	assert_int_equal(m.allow, METHOD_GET | METHOD_HEAD | METHOD_POST);
 
-	m = match(HTTP_GET, "/api/v1/cards/5/topups");
+	m = match(METHOD_GET, "/api/v1/cards/5/topups");
 	assert_int_equal(m.r, ROUTER_METHOD_NOT_ALLOWED);
-	assert_int_equal(m.allow, HTTP_POST);
+	assert_int_equal(m.allow, METHOD_POST);
 	/* No HEAD added for a path without GET. */
-	assert_int_equal(m.allow & HTTP_HEAD, 0);
+	assert_int_equal(m.allow & METHOD_HEAD, 0);
 
-	m = match(HTTP_OPTIONS, "/health/");
+	m = match(METHOD_OPTIONS, "/health/");
 	assert_int_equal(m.r, ROUTER_METHOD_NOT_ALLOWED);
-	assert_int_equal(m.allow, HTTP_GET | HTTP_HEAD);
+	assert_int_equal(m.allow, METHOD_GET | METHOD_HEAD);
 }
 
-static void expect_bad_id(enum http_method method, const char *path, const char *param)
+static void expect_bad_id(enum method method, const char *path, const char *param)
 {
 	struct m m = match(method, path);
 	if (m.r != ROUTER_BAD_ID)
@@ -188,28 +188,28 @@ static void expect_bad_id(enum http_method method, const char *path, const char 
 static void test_bad_id(void **state)
 {
 	(void)state;
-	expect_bad_id(HTTP_GET, "/api/v1/stations/abc", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/0", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/-1", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/99999999999999999999", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/9223372036854775808", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/123456789012345678901234567890", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/+5", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/5a", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/1.5", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/%20", "station_id");
-	expect_bad_id(HTTP_GET, "/api/v1/stations/abc/", "station_id");
-	expect_bad_id(HTTP_DELETE, "/api/v1/stations/x", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/abc", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/0", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/-1", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/99999999999999999999", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/9223372036854775808", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/123456789012345678901234567890", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/+5", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/5a", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/1.5", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/%20", "station_id");
+	expect_bad_id(METHOD_GET, "/api/v1/stations/abc/", "station_id");
+	expect_bad_id(METHOD_DELETE, "/api/v1/stations/x", "station_id");
 	/* The first bad parameter is named. */
-	expect_bad_id(HTTP_GET, "/api/v1/lines/x/stops/4", "line_id");
-	expect_bad_id(HTTP_GET, "/api/v1/lines/3/stops/0", "stop_id");
-	expect_bad_id(HTTP_GET, "/api/v1/lines/x/stops/y", "line_id");
-	expect_bad_id(HTTP_GET, "/api/v1/a/1/b/2/c/z", "c");
-	expect_bad_id(HTTP_POST, "/api/v1/cards/zz/topups", "card_id");
+	expect_bad_id(METHOD_GET, "/api/v1/lines/x/stops/4", "line_id");
+	expect_bad_id(METHOD_GET, "/api/v1/lines/3/stops/0", "stop_id");
+	expect_bad_id(METHOD_GET, "/api/v1/lines/x/stops/y", "line_id");
+	expect_bad_id(METHOD_GET, "/api/v1/a/1/b/2/c/z", "c");
+	expect_bad_id(METHOD_POST, "/api/v1/cards/zz/topups", "card_id");
 	/* BAD_ID also for a method the path does not have. */
-	expect_bad_id(HTTP_PATCH, "/api/v1/stations/abc", "station_id");
+	expect_bad_id(METHOD_PATCH, "/api/v1/stations/abc", "station_id");
 	/* An empty id segment is not the route's shape. */
-	assert_int_equal(match(HTTP_GET, "/api/v1/lines//stops/4").r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, "/api/v1/lines//stops/4").r, ROUTER_NOT_FOUND);
 }
 
 static void test_bad_param_buffer_small(void **state)
@@ -221,7 +221,7 @@ static void test_bad_param_buffer_small(void **state)
 	unsigned allow = 0;
 	char bad[5];
 	memset(bad, 'Z', sizeof(bad));
-	enum router_result r = router_match(table, NT, HTTP_GET, "/api/v1/stations/x", &out, ids, &nids, &allow,
+	enum router_result r = router_match(table, NT, METHOD_GET, "/api/v1/stations/x", &out, ids, &nids, &allow,
 					    bad, sizeof(bad));
 	assert_int_equal(r, ROUTER_BAD_ID);
 	assert_string_equal(bad, "stat"); /* truncated, NUL-terminated */
@@ -231,14 +231,14 @@ static void test_literal_beats_id(void **state)
 {
 	(void)state;
 	/* {user_id} is listed first but "me" is no id: the literal wins. */
-	expect_ok(HTTP_GET, "/users/me", "me", 0, 0, 0, 0);
-	expect_ok(HTTP_GET, "/users/me/", "me", 0, 0, 0, 0);
-	expect_ok(HTTP_GET, "/users/77", "user", 1, 77, 0, 0);
-	expect_bad_id(HTTP_GET, "/users/you", "user_id");
+	expect_ok(METHOD_GET, "/users/me", "me", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/users/me/", "me", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/users/77", "user", 1, 77, 0, 0);
+	expect_bad_id(METHOD_GET, "/users/you", "user_id");
 	/* Other methods on /users/me: 405 for the literal, not BAD_ID. */
-	struct m m = match(HTTP_POST, "/users/me");
+	struct m m = match(METHOD_POST, "/users/me");
 	assert_int_equal(m.r, ROUTER_METHOD_NOT_ALLOWED);
-	assert_int_equal(m.allow, HTTP_GET | HTTP_HEAD);
+	assert_int_equal(m.allow, METHOD_GET | METHOD_HEAD);
 }
 
 static void test_long_path(void **state)
@@ -250,13 +250,13 @@ static void test_long_path(void **state)
 	path[0] = '/';
 	path[sizeof(path) - 2] = '/';
 	path[sizeof(path) - 1] = '\0';
-	assert_int_equal(match(HTTP_GET, path).r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, path).r, ROUTER_NOT_FOUND);
 
 	char idpath[700];
 	memset(idpath, '1', sizeof(idpath) - 1);
 	idpath[sizeof(idpath) - 1] = '\0';
 	memcpy(idpath, "/api/v1/stations/", 17);
-	expect_bad_id(HTTP_GET, idpath, "station_id");
+	expect_bad_id(METHOD_GET, idpath, "station_id");
 }
 
 static void test_allow_string(void **state)
@@ -264,18 +264,18 @@ static void test_allow_string(void **state)
 	(void)state;
 	char buf[128];
 	assert_string_equal(router_allow_string(0, buf, sizeof(buf)), "");
-	assert_ptr_equal(router_allow_string(HTTP_GET, buf, sizeof(buf)), buf);
+	assert_ptr_equal(router_allow_string(METHOD_GET, buf, sizeof(buf)), buf);
 	assert_string_equal(buf, "GET");
-	assert_string_equal(router_allow_string(HTTP_GET | HTTP_HEAD, buf, sizeof(buf)), "GET, HEAD");
-	assert_string_equal(router_allow_string(HTTP_POST | HTTP_GET | HTTP_HEAD, buf, sizeof(buf)),
+	assert_string_equal(router_allow_string(METHOD_GET | METHOD_HEAD, buf, sizeof(buf)), "GET, HEAD");
+	assert_string_equal(router_allow_string(METHOD_POST | METHOD_GET | METHOD_HEAD, buf, sizeof(buf)),
 			    "GET, HEAD, POST");
-	assert_string_equal(router_allow_string(HTTP_DELETE | HTTP_PUT, buf, sizeof(buf)), "PUT, DELETE");
+	assert_string_equal(router_allow_string(METHOD_DELETE | METHOD_PUT, buf, sizeof(buf)), "PUT, DELETE");
 	assert_string_equal(router_allow_string(0x7f, buf, sizeof(buf)),
 			    "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 	/* A buffer too small stays NUL-terminated within its size. */
 	char small[12];
 	memset(small, 'Z', sizeof(small));
-	router_allow_string(HTTP_GET | HTTP_HEAD | HTTP_POST, small, sizeof(small));
+	router_allow_string(METHOD_GET | METHOD_HEAD | METHOD_POST, small, sizeof(small));
 	assert_true(memchr(small, '\0', sizeof(small)) != NULL);
 	assert_memory_equal(small, "GET, HEAD", 9);
 	/* Regression (latent; src/http/router.c router_allow_string): when the
@@ -284,7 +284,7 @@ static void test_allow_string(void **state)
 	 * 96-byte buffer, which always fits all seven methods. */
 	assert_string_equal(small, "GET, HEAD");
 	/* The 405 result feeds it directly. */
-	struct m m = match(HTTP_PATCH, "/api/v1/stations/5");
+	struct m m = match(METHOD_PATCH, "/api/v1/stations/5");
 	assert_string_equal(router_allow_string(m.allow, buf, sizeof(buf)), "GET, HEAD, PUT, DELETE");
 }
 
@@ -293,10 +293,10 @@ static void test_method_parse_and_name(void **state)
 	(void)state;
 	static const struct {
 		const char *s;
-		enum http_method m;
+		enum method m;
 	} cases[] = {
-		{ "GET", HTTP_GET },	 { "HEAD", HTTP_HEAD },	    { "POST", HTTP_POST },	 { "PUT", HTTP_PUT },
-		{ "PATCH", HTTP_PATCH }, { "DELETE", HTTP_DELETE }, { "OPTIONS", HTTP_OPTIONS },
+		{ "GET", METHOD_GET },	 { "HEAD", METHOD_HEAD },	    { "POST", METHOD_POST },	 { "PUT", METHOD_PUT },
+		{ "PATCH", METHOD_PATCH }, { "DELETE", METHOD_DELETE }, { "OPTIONS", METHOD_OPTIONS },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		assert_int_equal(router_method_parse(cases[i].s), cases[i].m);
@@ -307,8 +307,8 @@ static void test_method_parse_and_name(void **state)
 	assert_int_equal(router_method_parse(""), 0);
 	assert_int_equal(router_method_parse("GETX"), 0);
 	assert_int_equal(router_method_parse("GE"), 0);
-	assert_string_equal(router_method_name((enum http_method)0), "?");
-	assert_string_equal(router_method_name((enum http_method)128), "?");
+	assert_string_equal(router_method_name((enum method)0), "?");
+	assert_string_equal(router_method_name((enum method)128), "?");
 }
 
 static void test_empty_table(void **state)
@@ -319,7 +319,7 @@ static void test_empty_table(void **state)
 	int nids = 0;
 	unsigned allow = 99;
 	char bad[16];
-	assert_int_equal(router_match(table, 0, HTTP_GET, "/health", &out, ids, &nids, &allow, bad, sizeof(bad)),
+	assert_int_equal(router_match(table, 0, METHOD_GET, "/health", &out, ids, &nids, &allow, bad, sizeof(bad)),
 			 ROUTER_NOT_FOUND);
 	assert_int_equal(allow, 0);
 }
