@@ -41,7 +41,8 @@ daemon off;
 worker_processes auto;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 4096; }
+worker_rlimit_nofile 40000;
+events { worker_connections 20000; }
 http {
   access_log off;
   keepalive_requests 10000000;

@@ -419,17 +419,31 @@ static void conn_respond(struct conn *c, struct request *req)
 	size_t len = res->static_body ? res->static_len : res->body.len;
 	int bodiless = res->status == 204 || res->status == 304;
 	struct buf *o = &c->out;
-	buf_addf(o, "HTTP/1.1 %d %s\r\nDate: %s\r\n", res->status, reason(res->status), http_date());
+	buf_adds(o, "HTTP/1.1 ");
+	buf_add_i64(o, res->status);
+	buf_addch(o, ' ');
+	buf_adds(o, reason(res->status));
+	buf_adds(o, "\r\nDate: ");
+	buf_adds(o, http_date());
+	buf_adds(o, "\r\n");
 	if (!bodiless) {
-		if (res->content_type)
-			buf_addf(o, "Content-Type: %s\r\n", res->content_type);
+		if (res->content_type) {
+			buf_adds(o, "Content-Type: ");
+			buf_adds(o, res->content_type);
+			buf_adds(o, "\r\n");
+		}
 		buf_adds(o, "Content-Length: ");
 		buf_add_i64(o, (int64_t)len);
 		buf_adds(o, "\r\n");
 	}
-	for (int i = 0; i < res->nheaders; i++)
-		if (header_safe(res->headers[i][1]))
-			buf_addf(o, "%s: %s\r\n", res->headers[i][0], res->headers[i][1]);
+	for (int i = 0; i < res->nheaders; i++) {
+		if (!header_safe(res->headers[i][1]))
+			continue;
+		buf_adds(o, res->headers[i][0]);
+		buf_adds(o, ": ");
+		buf_adds(o, res->headers[i][1]);
+		buf_adds(o, "\r\n");
+	}
 	if (c->close_after)
 		buf_adds(o, "Connection: close\r\n");
 	else if (req->http_minor == 0)

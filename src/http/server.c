@@ -347,7 +347,7 @@ static int dispatch(struct request *req)
 		const char *val;
 		size_t len;
 		if (req->near_key && req->route->cache->near && cfg->near_cache_ttl_ms > 0 &&
-		    nearcache_get(req->near_key, &req->arena, &val, &len) == 0) {
+		    nearcache_get_or_refresh(req->near_key, &req->arena, &val, &len) == 0) {
 			reply_json(req, 200, val, len);
 			req->res.x_cache = "HIT";
 			return 0;

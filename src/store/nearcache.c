@@ -16,6 +16,8 @@ struct entry {
 	struct entry *older, *newer;   /* insertion order, for eviction */
 	uint64_t hash;
 	uint64_t expires_ms;
+	uint64_t ttl_ms;
+	uint64_t refresh_ms;           /* when a reader last went to refresh it */
 	size_t len;
 	char *val;
 	char key[];
@@ -95,7 +97,7 @@ static struct entry *find(struct shard *s, const char *key, uint64_t h)
 	return NULL;
 }
 
-int nearcache_get(const char *key, struct arena *a, const char **val, size_t *len)
+static int get(const char *key, struct arena *a, const char **val, size_t *len, int stale_ok)
 {
 	if (!ready)
 		return -1;
@@ -105,16 +107,38 @@ int nearcache_get(const char *key, struct arena *a, const char **val, size_t *le
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = find(s, key, h);
 	if (e) {
-		if (e->expires_ms > mono_ms()) {
+		uint64_t now = mono_ms();
+		int use = e->expires_ms > now;
+		if (!use && now < e->expires_ms + e->ttl_ms) {
+			/* Expired within one more TTL: one reader in a while refreshes it,
+			 * the others are served the value meanwhile. */
+			if (stale_ok) {
+				use = e->refresh_ms + NEARCACHE_REFRESH_WAIT_MS > now;
+				if (!use)
+					e->refresh_ms = now;
+			}
+		} else if (!use) {
+			remove_entry(s, e);
+			e = NULL;
+		}
+		if (use) {
 			*val = arena_strndup(a, e->val, e->len);
 			*len = e->len;
 			rc = 0;
-		} else {
-			remove_entry(s, e);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int nearcache_get(const char *key, struct arena *a, const char **val, size_t *len)
+{
+	return get(key, a, val, len, 0);
+}
+
+int nearcache_get_or_refresh(const char *key, struct arena *a, const char **val, size_t *len)
+{
+	return get(key, a, val, len, 1);
 }
 
 void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms)
@@ -130,6 +154,8 @@ void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms
 	fresh->val = xstrndup(val, len);
 	fresh->len = len;
 	fresh->expires_ms = mono_ms() + ttl_ms;
+	fresh->ttl_ms = ttl_ms;
+	fresh->refresh_ms = 0;
 	pthread_mutex_lock(&s->lock);
 	struct entry *old = find(s, key, h);
 	if (old)

@@ -16,6 +16,17 @@ void nearcache_init(size_t max_entries);
 void nearcache_free(void);
 /* Copies a fresh value into a (NUL-terminated). 0 when found, -1 otherwise. */
 int nearcache_get(const char *key, struct arena *a, const char **val, size_t *len);
+
+/*
+ * Stale-while-revalidate, for reads that can be refreshed by going on to
+ * Redis: as nearcache_get, but an entry that expired less than one TTL ago
+ * is still copied (0), except to one caller every NEARCACHE_REFRESH_WAIT_MS,
+ * which gets -1 and is expected to refresh it with nearcache_put. So when
+ * a hot entry expires, one request goes to Redis instead of every request
+ * at once. An invalidated entry is gone: it is never served stale.
+ */
+#define NEARCACHE_REFRESH_WAIT_MS 250
+int nearcache_get_or_refresh(const char *key, struct arena *a, const char **val, size_t *len);
 void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms);
 void nearcache_drop(const char *key);
 /* Drops key and every variant "key#..." of it (one shard). */

@@ -423,6 +423,51 @@ static void test_concurrent(void **state)
 	assert_int_equal(nearcache_count(), 0);
 }
 
+static int get_or_refresh(const char *key)
+{
+	struct arena a;
+	arena_init(&a);
+	const char *val;
+	size_t len;
+	int rc = nearcache_get_or_refresh(key, &a, &val, &len);
+	arena_release(&a);
+	return rc == 0;
+}
+
+/* An entry just past its TTL is served to all but one reader, who refreshes it;
+ * another reader is sent after NEARCACHE_REFRESH_WAIT_MS; past one more TTL it is gone. */
+static void test_stale_while_revalidate(void **state)
+{
+	(void)state;
+	nearcache_put("hot", "v1", 2, 400);
+	assert_true(get_or_refresh("hot"));
+	sleep_ms(450);
+	assert_false(get_or_refresh("hot")); /* the refresher */
+	for (int i = 0; i < 10; i++)
+		assert_true(get_or_refresh("hot")); /* the others: the stale value */
+	sleep_ms(NEARCACHE_REFRESH_WAIT_MS + 20);
+	assert_false(get_or_refresh("hot")); /* the refresh did not come: another tries */
+	assert_true(get_or_refresh("hot"));
+	sleep_ms(400);
+	assert_false(get_or_refresh("hot")); /* past a second TTL: a miss for everyone */
+	assert_false(get_or_refresh("hot"));
+	nearcache_put("hot", "v2", 2, 400);
+	assert_true(has("hot", "v2"));
+	/* an invalidated entry is never served stale */
+	sleep_ms(450);
+	nearcache_drop("hot");
+	assert_false(get_or_refresh("hot"));
+	assert_false(get_or_refresh("hot"));
+}
+
+static void test_plain_get_ignores_stale(void **state)
+{
+	(void)state;
+	nearcache_put("k", "v", 1, 100);
+	sleep_ms(150);
+	assert_false(has("k", NULL));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_big, teardown)
 
 int main(void)
@@ -442,6 +487,8 @@ int main(void)
 		T(test_capacity_eviction),
 		T(test_capacity_one_per_shard),
 		T(test_concurrent),
+		T(test_stale_while_revalidate),
+		T(test_plain_get_ignores_stale),
 	};
 	return cmocka_run_group_tests_name("nearcache", tests, NULL, NULL);
 }
