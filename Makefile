@@ -19,7 +19,7 @@ EMBED    := $(wildcard db/migrations/*.sql db/seed/*.sql) docs/openapi.json
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan web unit test run bench bench-app clean
+.PHONY: all asan web unit test run cluster test-cluster bench bench-app clean
 
 all: build/transitd web
 
@@ -71,6 +71,12 @@ test:
 
 run:
 	@bash scripts/run.sh
+
+cluster:
+	@bash scripts/cluster.sh
+
+test-cluster:
+	@bash scripts/test-cluster.sh
 
 bench:
 	@bash bench/run.sh

@@ -11,9 +11,10 @@ packages=(
   python3-pytest python3-requests python3-psycopg2
   npm
 )
-if [ "${1:-}" = "--bench" ]; then
-  packages+=(wrk nginx-light postgresql-contrib)
-fi
+case "${1:-}" in
+--bench) packages+=(wrk nginx-light postgresql-contrib haproxy) ;;
+--cluster) packages+=(haproxy curl) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -37,7 +38,7 @@ if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>
 fi
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts its own services on install; transitd runs private ones.
-for svc in redis-server postgresql nginx; do
+for svc in redis-server postgresql nginx haproxy; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $sudo systemctl stop "$svc" || true
   fi

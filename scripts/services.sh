@@ -127,6 +127,25 @@ CONF
     as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U transitd -d postgres -q -c "CREATE DATABASE transitd"
 }
 
+# pg_replica_start DIR PORT PRIMARY_PORT SLOT: on first use a streaming replica
+# of the primary on PRIMARY_PORT (pg_basebackup -R through the physical
+# replication slot SLOT, created when missing), then start it.
+pg_replica_start() {
+  local dir port=$2 primary=$3 slot=$4 bin data
+  dir=$(pg_absolute "$1")
+  bin=$(pg_bindir)
+  data=$(pg_datadir "$dir")
+  if [ ! -f "$data/PG_VERSION" ]; then
+    as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$primary" -U transitd -d postgres -tAq \
+      -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot'" | grep -q 1 ||
+      as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$primary" -U transitd -d postgres -tAq \
+        -c "SELECT pg_create_physical_replication_slot('$slot')" >/dev/null
+    as_pg_owner "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U transitd -D "$data" -R -S "$slot" \
+      -X stream -c fast
+  fi
+  as_pg_owner "$bin/pg_ctl" -D "$data" -o "-p $port" -l "$data/server.log" -w -t 60 start >/dev/null
+}
+
 pg_stop() {
   local dir=$1
   [ -f "$dir/postmaster.pid" ] || return 0

@@ -65,7 +65,7 @@ void auth_register(struct request *req, struct worker *w)
 	if (user_create(&w->primary, &req->arena, &u, reply(req, 201), &e))
 		goto fail;
 	const char *keys[] = { "analytics:users:count" };
-	cache_invalidate(&w->redis, &req->arena, keys, 1);
+	worker_invalidate(w, &req->arena, keys, 1);
 	return;
 fail:
 	reply_problem(req, &e);

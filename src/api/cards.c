@@ -27,7 +27,7 @@ static void invalidate_card(struct request *req, struct worker *w, int64_t card_
 		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
 		status_changed ? "analytics:users:active" : arena_printf(&req->arena, "card:%lld:history", (long long)card_id),
 	};
-	cache_invalidate(&w->redis, &req->arena, keys, 2);
+	worker_invalidate(w, &req->arena, keys, 2);
 }
 
 /* A card's owner never changes after issue, so the process keeps what it

@@ -35,7 +35,7 @@ static void invalidate_run(struct request *req, struct worker *w, int64_t run_id
 		"rail:runs",
 		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
 	};
-	cache_invalidate(&w->redis, &req->arena, keys, card_id ? 3 : 2);
+	worker_invalidate(w, &req->arena, keys, card_id ? 3 : 2);
 }
 
 static int fill_trains(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
@@ -120,7 +120,7 @@ void rail_runs_create(struct request *req, struct worker *w)
 		return;
 	}
 	const char *keys[] = { "rail:runs" };
-	cache_invalidate(&w->redis, &req->arena, keys, 1);
+	worker_invalidate(w, &req->arena, keys, 1);
 }
 
 static int parse_booking(struct request *req, struct rail_booking_req *q, struct api_error *e)

@@ -31,7 +31,7 @@ static void invalidate_trip(struct request *req, struct worker *w, int64_t card_
 		keys[n++] = arena_printf(&req->arena, "station:%lld:top-destinations", (long long)boarding_station_id);
 	for (size_t i = 0; i < analytics_trip_keys_count; i++)
 		keys[n++] = analytics_trip_keys[i];
-	cache_invalidate(&w->redis, &req->arena, keys, n);
+	worker_invalidate(w, &req->arena, keys, n);
 }
 
 void trips_start(struct request *req, struct worker *w)

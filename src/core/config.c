@@ -125,6 +125,9 @@ int config_load(struct config *c, char *err, size_t errlen)
 		return -1;
 	}
 	c->replica_urls = env_or("DATABASE_REPLICA_URLS", "");
+	if (env_int("REPLICA_MAX_LAG_MS", 1000, 0, 3600000, &v, err, errlen))
+		return -1;
+	c->replica_max_lag_ms = (int)v;
 	c->redis_url = env_or("REDIS_URL", "redis://127.0.0.1:6379");
 	if (config_parse_redis_url(c, c->redis_url)) {
 		snprintf(err, errlen, "REDIS_URL must look like redis://[:password@]host[:port][/db]");
@@ -185,6 +188,9 @@ int config_load(struct config *c, char *err, size_t errlen)
 	if (env_int("SHUTDOWN_TIMEOUT", 30, 0, 3600, &v, err, errlen))
 		return -1;
 	c->shutdown_timeout_s = (int)v;
+	if (env_int("SHUTDOWN_DELAY_MS", 0, 0, 600000, &v, err, errlen))
+		return -1;
+	c->shutdown_delay_ms = (int)v;
 	if (env_int("NEAR_CACHE_TTL_MS", 1000, 0, 600000, &v, err, errlen))
 		return -1;
 	c->near_cache_ttl_ms = (int)v;

@@ -14,6 +14,7 @@ struct config {
 	char bind[64];
 	const char *database_url;
 	const char *replica_urls; /* comma-separated, may be "" */
+	int replica_max_lag_ms;   /* a replica further behind serves no read */
 	const char *redis_url;
 	char redis_host[256];
 	int redis_port;
@@ -32,6 +33,7 @@ struct config {
 	int db_statement_timeout_ms;
 	int redis_timeout_ms;
 	int shutdown_timeout_s;
+	int shutdown_delay_ms;      /* after SIGTERM, /readyz is 503 this long before the listener closes */
 	int near_cache_ttl_ms;
 	const char *web_dir;
 	int access_token_ttl_s;

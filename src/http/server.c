@@ -26,6 +26,17 @@ static const struct route *routes;
 static size_t nroutes;
 static int started;
 static int inflight;
+static int draining;
+
+void server_begin_drain(void)
+{
+	__atomic_store_n(&draining, 1, __ATOMIC_RELEASE);
+}
+
+int server_draining(void)
+{
+	return __atomic_load_n(&draining, __ATOMIC_ACQUIRE);
+}
 
 int server_inflight(void)
 {

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "../core/log.h"
+#include "../store/cache.h"
+#include "../store/replicas.h"
 #include "ratelimit.h"
 #include "../core/xalloc.h"
 #include "../core/banned.h"
@@ -24,14 +26,32 @@ static struct {
 	int rate_limit;
 } q = { .lock = PTHREAD_MUTEX_INITIALIZER, .nonempty = PTHREAD_COND_INITIALIZER };
 
+static const struct sql_stmt wal_position = { "wal_position", "SELECT pg_current_wal_lsn()::text" };
+
 struct pg *worker_read_db(struct worker *w)
 {
-	if (w->has_replica) {
-		struct api_error ignored;
-		if (pg_connect(&w->replica, &ignored) == 0)
+	struct api_error ignored;
+	if (w->replica_index >= 0 && w->read_on_replica && replicas_usable(w->replica_index, w->read_lsn)) {
+		if (pg_connect(&w->replica, &ignored) == 0) {
+			w->read_used_replica = 1;
 			return &w->replica;
+		}
+		replicas_mark_down(w->replica_index);
 	}
+	w->read_used_replica = 0;
 	return &w->primary;
+}
+
+void worker_invalidate(struct worker *w, struct arena *a, const char *const *keys, size_t n)
+{
+	uint64_t lsn = 0;
+	if (replicas_count()) {
+		struct api_error ignored;
+		PGresult *r = pg_exec(&w->primary, a, &wal_position, 0, NULL, &ignored);
+		if (r && PQntuples(r) == 1)
+			lsn = lsn_parse(PQgetvalue(r, 0, 0));
+	}
+	cache_invalidate(&w->redis, a, keys, n, lsn);
 }
 
 static void *worker_main(void *arg)
@@ -60,6 +80,9 @@ static void *worker_main(void *arg)
 		 * near-cache hits) cost no database work and are not counted. */
 		const char *subject = req->auth ? arena_printf(&req->arena, "u%lld", (long long)req->auth->user_id)
 						: req->client;
+		w->read_on_replica = 0;
+		w->read_lsn = 0;
+		w->read_used_replica = 0;
 		if (!q.rate_limit || ratelimit_check(req, &w->redis, "default", subject, q.rate_limit) == 0)
 			req->route->handler(req, w);
 		if (!req->res.status) {
@@ -109,13 +132,16 @@ int workers_start(const struct config *cfg, void (*done)(struct request *))
 	q.nthreads = cfg->workers;
 	q.threads = xcalloc((size_t)q.nthreads, sizeof(*q.threads));
 	q.workers = xcalloc((size_t)q.nthreads, sizeof(*q.workers));
+	pg_register(&wal_position, 1);
 	for (int i = 0; i < q.nthreads; i++) {
 		struct worker *w = &q.workers[i];
 		char url[1024];
 		w->id = i;
 		pg_init(&w->primary, cfg->database_url, cfg, 1);
-		w->has_replica = nth_url(cfg->replica_urls, i, url, sizeof(url)) == 0;
-		pg_init(&w->replica, w->has_replica ? xstrdup(url) : NULL, cfg, 1);
+		/* Workers are spread over the replicas in turn. */
+		w->replica_index = replicas_count() ? i % replicas_count() : -1;
+		int has = nth_url(cfg->replica_urls, i, url, sizeof(url)) == 0;
+		pg_init(&w->replica, has ? xstrdup(url) : NULL, cfg, 1);
 		redis_init(&w->redis, cfg);
 		if (pthread_create(&q.threads[i], NULL, worker_main, w)) {
 			log_msg(LOG_ERROR, "cannot start worker %d", i);
@@ -153,8 +179,7 @@ void workers_stop(void)
 	for (int i = 0; i < q.nthreads; i++)
 		pthread_join(q.threads[i], NULL);
 	for (int i = 0; i < q.nthreads; i++)
-		if (q.workers[i].has_replica)
-			free((char *)q.workers[i].replica.url);
+		free((char *)q.workers[i].replica.url);
 	free(q.threads);
 	free(q.workers);
 	free(q.ring);

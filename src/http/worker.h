@@ -18,12 +18,24 @@ struct worker {
 	int id;
 	struct pg primary;
 	struct pg replica;
-	int has_replica;
+	int replica_index;  /* of this worker's replica (replicas.h), -1 without one */
+	/* The read of the current request: by default on the primary; a cache
+	 * fill that knows the WAL position it needs may go to the replica. */
+	int read_on_replica; /* allowed */
+	uint64_t read_lsn;   /* the position the read needs */
+	int read_used_replica;
 	struct redis redis;
 };
 
-/* The connection for reads: the replica when configured and up, else the primary. */
+/* The connection for the current request's reads: the replica when the
+ * read may use it (see above) and it is up, lagging less than
+ * REPLICA_MAX_LAG_MS and past read_lsn; else the primary. */
 struct pg *worker_read_db(struct worker *w);
+
+/* Invalidates cache keys after a write (cache_invalidate), tagging them with
+ * the primary's WAL position when replicas are in use, so that a refill of
+ * those keys never reads a replica that has not replayed the write. */
+void worker_invalidate(struct worker *w, struct arena *a, const char *const *keys, size_t n);
 
 /* Starts cfg->workers threads; done(req) is called on the worker thread
  * after the handler has answered. 0 or -1. */
