@@ -55,7 +55,6 @@ void health_db(struct request *req, struct worker *w)
 	struct api_error err;
 	uint64_t t0 = now_ns();
 	struct buf pools = BUF_INIT;
-	arena_defer(&req->arena, (void (*)(void *))buf_release, &pools);
 	buf_adds(&pools, ",\"replicas\":[");
 	for (int i = 0; i < replicas_count(); i++) {
 		struct replica_status st;
@@ -73,12 +72,12 @@ void health_db(struct request *req, struct worker *w)
 			 (unsigned)(st.replay_lsn >> 32), (unsigned)st.replay_lsn, st.reads, st.skipped);
 	}
 	buf_addch(&pools, ']');
-	if (!pg_exec(&w->primary, &req->arena, &stmts[0], 0, NULL, &err)) {
+	if (!pg_exec(&w->primary, &req->arena, &stmts[0], 0, NULL, &err))
 		unhealthy(req, err.detail, pools.ptr);
-		return;
-	}
-	buf_addf(reply(req, 200), "{\"status\":\"healthy\",\"role\":\"primary\",\"latency_ms\":%.3f%s}",
-		 (double)(now_ns() - t0) / 1e6, pools.ptr);
+	else
+		buf_addf(reply(req, 200), "{\"status\":\"healthy\",\"role\":\"primary\",\"latency_ms\":%.3f%s}",
+			 (double)(now_ns() - t0) / 1e6, pools.ptr);
+	buf_release(&pools);
 }
 
 static const char *breaker_name(void)
