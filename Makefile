@@ -19,7 +19,7 @@ EMBED    := $(wildcard db/migrations/*.sql db/seed/*.sql) docs/openapi.json
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan web unit test run cluster test-cluster bench bench-app clean
+.PHONY: all asan web unit test run cluster test-cluster bench bench-app bench-cluster clean
 
 all: build/transitd web
 
@@ -83,6 +83,9 @@ bench:
 
 bench-app:
 	@bash bench/app.sh
+
+bench-cluster:
+	@bash bench/cluster.sh
 
 clean:
 	rm -rf build
