@@ -1,7 +1,7 @@
 # transitd build. `make` builds build/transitd; `make asan` the sanitizer build;
 # `make run` and `make test` are the README's two commands.
 
-PKGS     := libpq hiredis jansson libsodium libjwt uuid
+PKGS     := libpq hiredis jansson libsodium libjwt uuid librabbitmq
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral

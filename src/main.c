@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/async.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -63,6 +64,7 @@ static void register_statements(const struct config *cfg)
 	trips_register();
 	analytics_register();
 	rail_register();
+	async_register();
 }
 
 static int need_database(const struct config *cfg)
@@ -227,7 +229,8 @@ static int cmd_serve(struct config *cfg)
 	}
 	metrics_init(labels, api_routes_count);
 
-	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count)) {
+	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count, async_submit) ||
+	    async_start(cfg, api_routes, api_routes_count)) {
 		replicas_stop();
 		cache_subscriber_stop();
 		return 1;
@@ -246,6 +249,7 @@ static int cmd_serve(struct config *cfg)
 	}
 	log_msg(LOG_INFO, "signal %d: draining %d in-flight requests", sig, server_inflight());
 	server_stop(cfg->shutdown_timeout_s);
+	async_stop();
 	replicas_stop();
 	cache_subscriber_stop();
 	nearcache_free();

@@ -12,6 +12,7 @@
 #include "../store/replicas.h"
 #include "../version.h"
 #include "api.h"
+#include "async.h"
 #include "../core/banned.h"
 
 static uint64_t started_ns;
@@ -105,9 +106,22 @@ void health_cache(struct request *req, struct worker *w)
 
 void health_queue(struct request *req, struct worker *w)
 {
-	(void)w;
-	/* No broker support is configured yet: async requests run synchronously. */
-	buf_adds(reply(req, 200), "{\"status\":\"disabled\"}");
+	struct api_error err;
+	if (!*w->broker.cfg->amqp_url) { /* no broker: async requests run synchronously */
+		buf_adds(reply(req, 200), "{\"status\":\"disabled\"}");
+		return;
+	}
+	uint64_t t0 = now_ns();
+	long ready, consumers, dead;
+	if (broker_depth(&w->broker, &ready, &consumers, &dead, &err)) {
+		unhealthy(req, err.detail, "");
+		return;
+	}
+	struct buf *b = reply(req, 200);
+	buf_addf(b, "{\"status\":\"healthy\",\"latency_ms\":%.3f,\"queue\":", (double)(now_ns() - t0) / 1e6);
+	buf_add_json_str(b, w->broker.cfg->amqp_queue);
+	buf_addf(b, ",\"ready\":%ld,\"consumers\":%ld,\"unacked\":%ld,\"dead_lettered\":%ld}", ready, consumers,
+		 async_unacked(), dead);
 }
 
 void health_ready(struct request *req, struct worker *w)
@@ -147,6 +161,7 @@ void metrics_get(struct request *req, struct worker *w)
 	gauge(b, "transitd_workers", "Worker threads, and so primary database connections.", workers_count());
 	gauge(b, "transitd_inflight_requests", "Requests accepted and not yet answered.", server_inflight());
 	gauge(b, "transitd_http_connections", "Open client connections.", evloop_connections());
+	async_metrics(b);
 	if (replicas_count()) {
 		buf_adds(b, "# HELP transitd_db_replica_up Read replica answering (1) or not (0).\n"
 			    "# TYPE transitd_db_replica_up gauge\n");

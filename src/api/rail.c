@@ -155,6 +155,14 @@ static int parse_booking(struct request *req, struct rail_booking_req *q, struct
 	return 0;
 }
 
+int rail_bookings_check(struct request *req, struct worker *w, struct api_error *e)
+{
+	(void)w;
+	struct rail_booking_req q;
+	memset(&q, 0, sizeof(q));
+	return parse_booking(req, &q, e) ? -1 : 0;
+}
+
 void rail_bookings_create(struct request *req, struct worker *w)
 {
 	struct api_error e;

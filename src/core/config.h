@@ -21,6 +21,11 @@ struct config {
 	char redis_password[128];
 	int redis_db;
 	const char *amqp_url;     /* "" = no broker, async requests run synchronously */
+	const char *amqp_queue;   /* the command queue; dead letters go to <queue>.dead */
+	int amqp_delivery_limit;  /* deliveries before a command is dead-lettered */
+	int amqp_confirm_timeout_ms;
+	int async_consumers;      /* consumer threads in this process; 0 = publish only */
+	int async_fallback_sync;  /* ASYNC_FALLBACK=sync: broker down → answer synchronously */
 	const char *jwt_secret;
 	enum log_level log_level;
 	int io_threads;

@@ -265,6 +265,19 @@ static void preflight(struct request *req, unsigned allow)
 	}
 }
 
+/* Prefer: respond-async, among other preferences (RFC 7240). */
+static int prefers_async(const char *prefer)
+{
+	for (const char *p = prefer; p && *p;) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, ",;= \t");
+		if (n == 13 && !strncasecmp(p, "respond-async", 13))
+			return 1;
+		p += strcspn(p, ",");
+	}
+	return 0;
+}
+
 /* Fills the cache keys of a request from its route's family, ids and query. */
 static void make_cache_key(struct request *req)
 {
@@ -364,6 +377,7 @@ static int dispatch(struct request *req)
 			return 0;
 		}
 	}
+	req->async = (req->route->flags & ROUTE_ASYNC) && *cfg->amqp_url && prefers_async(req->prefer);
 	if (workers_reserve()) {
 		fail(req, "unavailable", "%s", "the server is at capacity; retry shortly");
 		reply_header(req, "Retry-After", "1");
@@ -398,13 +412,13 @@ static void complete(struct request *req, int sent)
 	server_request_free(req);
 }
 
-int server_start(const struct config *c, const struct route *table, size_t n)
+int server_start(const struct config *c, const struct route *table, size_t n, route_handler async_run)
 {
 	cfg = c;
 	routes = table;
 	nroutes = n;
 	framing_setup();
-	if (workers_start(cfg, evloop_resume))
+	if (workers_start(cfg, evloop_resume, async_run))
 		return -1;
 	static const struct evloop_ops ops = { dispatch, finish, complete };
 	struct evloop_config ec = {

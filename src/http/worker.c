@@ -23,6 +23,7 @@ static struct {
 	pthread_t *threads;
 	struct worker *workers;
 	void (*done)(struct request *);
+	route_handler async_run;
 	int rate_limit;
 } q = { .lock = PTHREAD_MUTEX_INITIALIZER, .nonempty = PTHREAD_COND_INITIALIZER };
 
@@ -84,7 +85,7 @@ static void *worker_main(void *arg)
 		w->read_lsn = 0;
 		w->read_used_replica = 0;
 		if (!q.rate_limit || ratelimit_check(req, &w->redis, "default", subject, q.rate_limit) == 0)
-			req->route->handler(req, w);
+			(req->async ? q.async_run : req->route->handler)(req, w);
 		if (!req->res.status) {
 			struct api_error e;
 			api_fail(&e, "internal", "the handler gave no answer");
@@ -96,6 +97,7 @@ static void *worker_main(void *arg)
 	pg_close(&w->primary);
 	pg_close(&w->replica);
 	redis_close(&w->redis);
+	broker_close(&w->broker);
 	return NULL;
 }
 
@@ -123,11 +125,23 @@ static int nth_url(const char *list, int n, char *out, size_t len)
 	return -1;
 }
 
-int workers_start(const struct config *cfg, void (*done)(struct request *))
+void worker_init(struct worker *w, const struct config *cfg, int id)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	pg_init(&w->primary, cfg->database_url, cfg, 1);
+	pg_init(&w->replica, NULL, cfg, 1);
+	w->replica_index = -1;
+	redis_init(&w->redis, cfg);
+	broker_init(&w->broker, cfg);
+}
+
+int workers_start(const struct config *cfg, void (*done)(struct request *), route_handler async_run)
 {
 	q.cap = cfg->job_queue_size;
 	q.ring = xcalloc((size_t)q.cap, sizeof(*q.ring));
 	q.done = done;
+	q.async_run = async_run;
 	q.rate_limit = cfg->rate_limit_per_minute;
 	q.nthreads = cfg->workers;
 	q.threads = xcalloc((size_t)q.nthreads, sizeof(*q.threads));
@@ -136,13 +150,11 @@ int workers_start(const struct config *cfg, void (*done)(struct request *))
 	for (int i = 0; i < q.nthreads; i++) {
 		struct worker *w = &q.workers[i];
 		char url[1024];
-		w->id = i;
-		pg_init(&w->primary, cfg->database_url, cfg, 1);
+		worker_init(w, cfg, i);
 		/* Workers are spread over the replicas in turn. */
 		w->replica_index = replicas_count() ? i % replicas_count() : -1;
-		int has = nth_url(cfg->replica_urls, i, url, sizeof(url)) == 0;
-		pg_init(&w->replica, has ? xstrdup(url) : NULL, cfg, 1);
-		redis_init(&w->redis, cfg);
+		if (nth_url(cfg->replica_urls, i, url, sizeof(url)) == 0)
+			pg_init(&w->replica, xstrdup(url), cfg, 1);
 		if (pthread_create(&q.threads[i], NULL, worker_main, w)) {
 			log_msg(LOG_ERROR, "cannot start worker %d", i);
 			return -1;
