@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make cluster`: the production shape on one machine. A PostgreSQL primary
-# and a streaming replica (pg_basebackup -R, a replication slot), Redis, two
-# transitd instances reading from the replica, and HAProxy in front on $PORT
+# and a streaming replica (pg_basebackup -R, a replication slot), Redis,
+# RabbitMQ, two transitd instances reading from the replica and consuming
+# the command queue, and HAProxy in front on $PORT
 # (8000), checking /readyz. Everything listens on 127.0.0.1 and keeps its
 # data under $CLUSTER_DIR (.run/cluster). Ctrl-C stops what it started.
 #
@@ -12,7 +13,8 @@
 #   scripts/cluster.sh start N / stop N   one instance
 #
 # CLUSTER_DIR, CLUSTER_PORT_BASE (15450: primary, +1 replica, +2 Redis,
-# +3 and +4 the instances, +5 HAProxy's stats) and PORT (HAProxy, 8000).
+# +3 and +4 the instances, +5 HAProxy's stats, +7 RabbitMQ with +8 and +9
+# for its Erlang ports) and PORT (HAProxy, 8000).
 # Extra environment for the instances passes through (WORKERS, LOG_LEVEL ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ dir=${CLUSTER_DIR:-$root/.run/cluster}
 base=${CLUSTER_PORT_BASE:-15450}
 pg_port=$base replica_port=$((base + 1)) redis_port=$((base + 2))
 app_ports=($((base + 3)) $((base + 4)))
-stats_port=$((base + 5))
+stats_port=$((base + 5)) rabbitmq_port=$((base + 7))
 front=${PORT:-8000}
 
 source scripts/services.sh
@@ -40,7 +42,7 @@ instance_start() {
   (
     # shellcheck disable=SC1091
     source "$dir/env"
-    export DATABASE_URL REDIS_URL JWT_SECRET
+    export DATABASE_URL REDIS_URL JWT_SECRET AMQP_URL
     export DATABASE_REPLICA_URLS="postgresql://transitd@127.0.0.1:$replica_port/transitd"
     export PORT=$port BIND=127.0.0.1
     # HAProxy's health checks see a draining instance before it closes.
@@ -113,6 +115,7 @@ up() {
   pg_start "$dir/pg-primary" "$pg_port"
   pg_replica_start "$dir/pg-replica" "$replica_port" "$pg_port" transitd_replica
   redis_start "$dir/redis" "$redis_port"
+  rabbitmq_start "$dir/rabbitmq" "$rabbitmq_port"
   if [ ! -f "$dir/jwt_secret" ]; then
     (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48 >"$dir/jwt_secret")
   fi
@@ -120,6 +123,7 @@ up() {
 DATABASE_URL='postgresql://transitd@127.0.0.1:$pg_port/transitd'
 DATABASE_REPLICA_URLS='postgresql://transitd@127.0.0.1:$replica_port/transitd'
 REDIS_URL='redis://127.0.0.1:$redis_port'
+AMQP_URL='$(rabbitmq_url "$dir/rabbitmq" "$rabbitmq_port")'
 JWT_SECRET='$(cat "$dir/jwt_secret")'
 PORT='$front'
 ENV
@@ -151,6 +155,7 @@ down() {
   instance_stop 1
   instance_stop 2
   redis_stop "$dir/redis"
+  rabbitmq_stop "$dir/rabbitmq" "$rabbitmq_port"
   pg_stop "$dir/pg-replica"
   pg_stop "$dir/pg-primary"
 }
@@ -173,6 +178,7 @@ run)
     instances   http://127.0.0.1:${app_ports[0]}  http://127.0.0.1:${app_ports[1]}
     PostgreSQL  primary 127.0.0.1:$pg_port, streaming replica 127.0.0.1:$replica_port
     Redis       127.0.0.1:$redis_port
+    RabbitMQ    127.0.0.1:$rabbitmq_port (amqp; the URL is in the env file)
   data and logs under ${dir#"$root/"}; $dir/env holds the URLs and the JWT secret.
   Ctrl-C stops everything this command started.
 

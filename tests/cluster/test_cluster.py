@@ -200,3 +200,20 @@ def test_rolling_restart_under_load(operator, db):
         [s for s in load.keys.values() if s not in (200, 201)][:5]
     assert scalar(db, "SELECT count(*) FROM recharges WHERE card_id = %s", card) == len(load.keys)
     assert ledger_consistent(db)
+
+
+def test_async_command_accepted_by_one_instance_is_applied_once(operator, db):
+    """Commands accepted through the front are consumed by whichever
+    instance takes them from the shared queue, once each."""
+    card = new_card(operator)
+    locations = []
+    for i in range(20):
+        r = requests.post(FRONT_URL + "/api/v1/cards/recharge", json={"card_id": card, "amount": 1000},
+                          headers={**operator, "Prefer": "respond-async"}, timeout=10)
+        assert r.status_code == 202, r.text
+        locations.append(r.headers["Location"])
+    for loc in locations:
+        assert poll(lambda: requests.get(FRONT_URL + loc, headers=operator, timeout=5).json()["status"]
+                    == "succeeded", timeout=30), loc
+    assert scalar(db, "SELECT count(*) FROM recharges WHERE card_id = %s", card) == 20
+    assert ledger_consistent(db)
