@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "api/async.h"
+#include "api/live.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -217,7 +218,7 @@ static int cmd_serve(struct config *cfg)
 	cached_set_near_ttl((unsigned)cfg->near_cache_ttl_ms);
 	cache_configure(cfg);
 	static const struct cache_listener revocations = {
-		session_load_revocations, revocation_set_current, session_apply_message,
+		session_load_revocations, revocation_set_current, session_apply_message, live_invalidated,
 	};
 	cache_subscriber_start(cfg, &revocations);
 	const char **labels = xcalloc(api_routes_count, sizeof(*labels));
@@ -229,8 +230,9 @@ static int cmd_serve(struct config *cfg)
 	}
 	metrics_init(labels, api_routes_count);
 
+	server_on_stream_closed(live_stream_closed);
 	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count, async_submit) ||
-	    async_start(cfg, api_routes, api_routes_count)) {
+	    async_start(cfg, api_routes, api_routes_count) || live_start(cfg)) {
 		replicas_stop();
 		cache_subscriber_stop();
 		return 1;
@@ -249,6 +251,7 @@ static int cmd_serve(struct config *cfg)
 	}
 	log_msg(LOG_INFO, "signal %d: draining %d in-flight requests", sig, server_inflight());
 	server_stop(cfg->shutdown_timeout_s);
+	live_stop();
 	async_stop();
 	replicas_stop();
 	cache_subscriber_stop();

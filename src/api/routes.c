@@ -4,6 +4,7 @@
  * Travel Recharge API are rows that share a handler.
  */
 #include "api.h"
+#include "live.h"
 #include "../core/banned.h"
 
 #define V1 "/api/v1"
@@ -43,6 +44,8 @@ const struct route api_routes[] = {
 	ROUTE(METHOD_GET, V1 "/stations/{station_id}/arrivals", station_arrivals, 0, 0, &family_arrivals,
 	  "arrivals in the next hour"),
 	ROUTE(METHOD_GET, V1 "/stations/{station_id}/alerts", station_alerts, 0, 0, &family_alerts, "service alerts"),
+	ROUTE(METHOD_GET, V1 "/stations/{station_id}/live", station_live, 0, 0, NULL,
+	      "arrivals and alerts as they change (Server-Sent Events)"),
 	ROUTE(METHOD_GET, V1 "/routes", routes_list, 0, 0, &family_routes, "routes"),
 	ROUTE(METHOD_GET, V1 "/routes/{route_id}", route_get, 0, 0, &family_route, "one route and its ordered stops"),
 	ROUTE(METHOD_POST, V1 "/alerts", alerts_create, ROUTE_JSON_BODY, ROLE_ADMIN, NULL, "publish a service alert"),

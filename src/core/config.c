@@ -256,5 +256,11 @@ int config_load(struct config *c, char *err, size_t errlen)
 	if (env_int("MAX_CONNECTIONS_PER_CLIENT", 1024, 0, 1 << 20, &v, err, errlen))
 		return -1;
 	c->max_connections_per_client = (int)v;
+	if (env_int("STREAMS_MAX", 1000, 0, 1 << 20, &v, err, errlen))
+		return -1;
+	c->streams_max = (int)v;
+	if (env_int("STREAMS_PER_CLIENT", 4, 0, 1 << 20, &v, err, errlen))
+		return -1;
+	c->streams_per_client = (int)v;
 	return 0;
 }

@@ -56,6 +56,8 @@ struct config {
 	int http_send_timeout_ms;   /* without progress writing a response */
 	int max_connections;        /* open connections; more are answered 503 */
 	int max_connections_per_client; /* per client address; 0 = no cap */
+	int streams_max;            /* open event streams */
+	int streams_per_client;
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */

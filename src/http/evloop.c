@@ -28,6 +28,7 @@
 #define ACCEPT_BATCH 32
 #define LINGER_MS 2000
 #define REFUSING_MAX 1024          /* refused connections lingering at once; beyond, closed at once */
+#define HEARTBEAT_MS 15000
 
 enum timer { T_HEAD, T_BODY, T_IDLE, T_SEND, T_LINGER, T_COUNT, T_NONE = T_COUNT };
 
@@ -48,6 +49,8 @@ struct conn {
 	struct conn *prev, *next;   /* in t->conns */
 	struct client *client;      /* per-address count, NULL when not counted */
 	char address[INET6_ADDRSTRLEN];
+	char *topic;                /* a stream's topic, NULL otherwise */
+	struct conn *sprev, *snext; /* in t->streams */
 	unsigned read_ready : 1;    /* input may be waiting that was not read */
 	unsigned close_after : 1;   /* close once the output is written */
 	unsigned unread : 1;        /* the client may still be sending what will not be read */
@@ -56,6 +59,13 @@ struct conn {
 	unsigned eof : 1;           /* the client sent all it will send */
 	unsigned peer_closed : 1;   /* EPOLLRDHUP seen: read on to the end of input */
 	unsigned lingering : 1;     /* answered for the last time; input is discarded */
+};
+
+struct push {
+	struct push *next;
+	char *topic;
+	size_t len;
+	char data[];
 };
 
 struct timer_list {
@@ -68,6 +78,9 @@ struct io_thread {
 	pthread_t tid;
 	pthread_mutex_t lock;            /* guards done */
 	struct request *done, *done_tail; /* answered by workers, not yet written */
+	struct push *pushes, *pushes_tail; /* published to streams, not yet written */
+	struct conn *streams;
+	int64_t heartbeat_at;
 	int wake_pending;
 	struct timer_list timers[T_COUNT];
 	struct conn *conns;
@@ -91,6 +104,7 @@ static struct {
 	int unlistened; /* threads that took the listener out of their epoll */
 	int open;
 	int refusing;
+	int streams;
 	unsigned long refused_capacity, refused_client, timeouts;
 } L = { .listen_fd = -1 };
 
@@ -151,6 +165,62 @@ static void client_release(struct client *c)
 	pthread_mutex_unlock(&clients_lock);
 }
 
+/* Streams per client address: a small table under one lock (streams start
+ * and end rarely next to requests). */
+struct stream_client {
+	struct stream_client *next;
+	char address[INET6_ADDRSTRLEN];
+	int count;
+};
+static struct stream_client *stream_clients[256];
+static pthread_mutex_t stream_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned text_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % 256;
+}
+
+/* Counts a stream for address: 0, or -1 (nothing counted) past a bound. */
+static int stream_acquire(const char *address, int *too_many_for_client)
+{
+	*too_many_for_client = 0;
+	pthread_mutex_lock(&stream_lock);
+	struct stream_client **p = &stream_clients[text_hash(address)];
+	while (*p && strcmp((*p)->address, address))
+		p = &(*p)->next;
+	int mine = *p ? (*p)->count : 0;
+	int ok = L.streams < L.cfg.max_streams && mine < L.cfg.max_streams_per_client;
+	*too_many_for_client = !ok && mine >= L.cfg.max_streams_per_client;
+	if (ok) {
+		if (!*p) {
+			*p = xcalloc(1, sizeof(**p));
+			snprintf((*p)->address, sizeof((*p)->address), "%s", address);
+		}
+		(*p)->count++;
+		L.streams++;
+	}
+	pthread_mutex_unlock(&stream_lock);
+	return ok ? 0 : -1;
+}
+
+static void stream_release(const char *address)
+{
+	pthread_mutex_lock(&stream_lock);
+	struct stream_client **p = &stream_clients[text_hash(address)];
+	while (*p && strcmp((*p)->address, address))
+		p = &(*p)->next;
+	if (*p && --(*p)->count == 0) {
+		struct stream_client *gone = *p;
+		*p = gone->next;
+		free(gone);
+	}
+	L.streams--;
+	pthread_mutex_unlock(&stream_lock);
+}
+
 /* ----------------------------------------------------------------- timers */
 
 static int64_t now_ms(void)
@@ -205,6 +275,18 @@ static void conn_free(struct conn *c)
 		t->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (c->topic) {
+		if (c->sprev)
+			c->sprev->snext = c->snext;
+		else
+			t->streams = c->snext;
+		if (c->snext)
+			c->snext->sprev = c->sprev;
+		stream_release(c->address);
+		L.ops.stream_closed(c->topic);
+		free(c->topic);
+		c->topic = NULL;
+	}
 	framing_release(&c->fr);
 	buf_release(&c->pending);
 	buf_release(&c->out);
@@ -409,11 +491,35 @@ static int header_safe(const char *v)
 }
 
 /* Queues req's response on c and completes req. */
+/* A 200 with a topic opens a stream, within its bounds. */
+static int stream_open(struct conn *c, struct request *req)
+{
+	int client_bound = 0;
+	if (__atomic_load_n(&L.draining, __ATOMIC_RELAXED) || stream_acquire(c->address, &client_bound)) {
+		struct api_error e;
+		if (client_bound)
+			api_fail(&e, "rate-limited", "this address holds %d streams already", L.cfg.max_streams_per_client);
+		else
+			api_fail(&e, "unavailable", "the server holds as many streams as it can; retry shortly");
+		e.retry_after = 5;
+		req->res.stream_topic = NULL;
+		reply_problem(req, &e);
+		return 0;
+	}
+	c->topic = xstrdup(req->res.stream_topic);
+	c->snext = c->t->streams;
+	if (c->snext)
+		c->snext->sprev = c;
+	c->t->streams = c;
+	return 1;
+}
+
 static void conn_respond(struct conn *c, struct request *req)
 {
 	struct response *res = &req->res;
+	int stream = res->stream_topic && res->status == 200 && stream_open(c, req);
 	L.ops.finish(req);
-	if (!req->keep_alive || __atomic_load_n(&L.draining, __ATOMIC_RELAXED))
+	if (!stream && (!req->keep_alive || __atomic_load_n(&L.draining, __ATOMIC_RELAXED)))
 		c->close_after = 1;
 	const char *body = res->static_body ? res->static_body : res->body.ptr;
 	size_t len = res->static_body ? res->static_len : res->body.len;
@@ -426,7 +532,10 @@ static void conn_respond(struct conn *c, struct request *req)
 	buf_adds(o, "\r\nDate: ");
 	buf_adds(o, http_date());
 	buf_adds(o, "\r\n");
-	if (!bodiless) {
+	if (stream) {
+		/* no length: the body is every event until the connection ends */
+		buf_adds(o, "Content-Type: text/event-stream\r\nCache-Control: no-store\r\n");
+	} else if (!bodiless) {
 		if (res->content_type) {
 			buf_adds(o, "Content-Type: ");
 			buf_adds(o, res->content_type);
@@ -444,7 +553,7 @@ static void conn_respond(struct conn *c, struct request *req)
 		buf_adds(o, res->headers[i][1]);
 		buf_adds(o, "\r\n");
 	}
-	if (c->close_after)
+	if (c->close_after || stream)
 		buf_adds(o, "Connection: close\r\n");
 	else if (req->http_minor == 0)
 		buf_adds(o, "Connection: keep-alive\r\n");
@@ -465,7 +574,7 @@ static void conn_respond(struct conn *c, struct request *req)
 
 static int may_parse(const struct conn *c)
 {
-	return !c->waiting && !c->close_after && c->fd >= 0 && !c->tail && c->out.len - c->out_off < OUT_HIGH_WATER;
+	return !c->waiting && !c->close_after && !c->topic && c->fd >= 0 && !c->tail && c->out.len - c->out_off < OUT_HIGH_WATER;
 }
 
 /* A request to answer: at once, or by a worker. */
@@ -589,6 +698,11 @@ static void conn_run(struct conn *c)
 			conn_input(c, held.ptr, held.len);
 			buf_release(&held);
 			continue;
+		}
+		if (c->topic) {
+			if (c->read_ready) /* a stream reads nothing more: only its end matters */
+				conn_linger(c);
+			return;
 		}
 		if (c->read_ready) {
 			conn_read(c);
@@ -738,8 +852,23 @@ static void take_resumed(struct io_thread *t)
 	pthread_mutex_lock(&t->lock);
 	struct request *req = t->done;
 	t->done = t->done_tail = NULL;
+	struct push *push = t->pushes;
+	t->pushes = t->pushes_tail = NULL;
 	t->wake_pending = 0;
 	pthread_mutex_unlock(&t->lock);
+	while (push) {
+		struct push *next = push->next;
+		for (struct conn *c = t->streams, *cn; c; c = cn) {
+			cn = c->snext; /* c may close while it writes */
+			if (c->fd >= 0 && !strcmp(c->topic, push->topic)) {
+				buf_add(&c->out, push->data, push->len);
+				conn_run(c);
+			}
+		}
+		free(push->topic);
+		free(push);
+		push = next;
+	}
 	while (req) {
 		struct request *next = req->next;
 		struct conn *c = req->conn;
@@ -769,9 +898,13 @@ static void drain_thread(struct io_thread *t)
 	struct conn *c = t->conns, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->fd >= 0 && !c->waiting && !framing_busy(&c->fr) && !out_pending(c) && !c->pending.len &&
-		    !c->lingering)
+		if (c->fd >= 0 && c->topic) {
+			c->close_after = 1; /* a stream ends cleanly: what was written, then EOF */
+			conn_run(c);
+		} else if (c->fd >= 0 && !c->waiting && !framing_busy(&c->fr) && !out_pending(c) && !c->pending.len &&
+			   !c->lingering) {
 			conn_close(c);
+		}
 	}
 }
 
@@ -815,6 +948,16 @@ static void *io_main(void *arg)
 		if (__atomic_load_n(&L.draining, __ATOMIC_ACQUIRE))
 			drain_thread(t);
 		expire_timers(t);
+		if (t->streams && t->now >= t->heartbeat_at) {
+			t->heartbeat_at = t->now + HEARTBEAT_MS;
+			for (struct conn *c = t->streams, *cn; c; c = cn) {
+				cn = c->snext;
+				if (c->fd >= 0) {
+					buf_adds(&c->out, ":\n\n");
+					conn_run(c);
+				}
+			}
+		}
 		bury(t);
 	}
 	/* Stopping: the workers are gone, so nothing is with a worker any more. */
@@ -851,6 +994,42 @@ void evloop_resume(struct request *req)
 		if (write(t->evfd, &one, sizeof(one)) < 0)
 			log_msg(LOG_WARN, "eventfd write: %s", strerror(errno));
 	}
+}
+
+void evloop_publish(const char *topic, const char *data, size_t len)
+{
+	for (int i = 0; i < L.nthreads; i++) {
+		struct io_thread *t = &L.threads[i];
+		if (!__atomic_load_n(&t->streams, __ATOMIC_RELAXED))
+			continue; /* a racy look: a stream opening now gets its first events itself */
+		struct push *p = xmalloc(sizeof(*p) + len);
+		p->next = NULL;
+		p->topic = xstrdup(topic);
+		p->len = len;
+		memcpy(p->data, data, len);
+		pthread_mutex_lock(&t->lock);
+		if (t->pushes_tail)
+			t->pushes_tail->next = p;
+		else
+			t->pushes = p;
+		t->pushes_tail = p;
+		int wake = !t->wake_pending;
+		t->wake_pending = 1;
+		pthread_mutex_unlock(&t->lock);
+		if (wake) {
+			uint64_t one = 1;
+			if (write(t->evfd, &one, sizeof(one)) < 0)
+				log_msg(LOG_WARN, "eventfd write: %s", strerror(errno));
+		}
+	}
+}
+
+int evloop_streams(void)
+{
+	pthread_mutex_lock(&stream_lock);
+	int n = L.streams;
+	pthread_mutex_unlock(&stream_lock);
+	return n;
 }
 
 static void wake_all(void)

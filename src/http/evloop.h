@@ -21,6 +21,13 @@
  * ordered by deadline because every entry of a list has the same timeout,
  * so arming, disarming and expiring are O(1). Connections over the global
  * cap are answered 503 and closed, those over the per-address cap 429.
+ *
+ * Streams: a 200 response with a stream topic (Server-Sent Events) keeps its
+ * connection: its body ends only when the connection does, and everything
+ * published to the topic, from any thread, is written to it. A comment line
+ * every 15 s keeps idle proxies from closing it. Streams are bounded per
+ * instance and per client address; past a bound the stream is refused with
+ * 503 or 429 instead.
  */
 #include <stddef.h>
 
@@ -37,6 +44,8 @@ struct evloop_config {
 	int send_timeout_ms;
 	int max_connections;     /* open connections, all threads */
 	int max_per_client;      /* open connections per client address; 0 = no cap */
+	int max_streams;         /* open streams, all threads */
+	int max_streams_per_client;
 };
 
 struct evloop_ops {
@@ -49,6 +58,8 @@ struct evloop_ops {
 	/* The response was written (sent = 1) or the connection was lost first
 	 * (0). Frees req. */
 	void (*complete)(struct request *req, int sent);
+	/* A stream on topic ended (the client went, or the server stops). */
+	void (*stream_closed)(const char *topic);
 };
 
 /* Listens and starts the threads. 0, or -1 (logged). */
@@ -65,6 +76,10 @@ void evloop_drain(void);
 /* Closes every connection and joins the threads. Call after the workers
  * have stopped, so that no request is still with a worker. */
 void evloop_stop(void);
+
+/* From any thread: writes data (whole events) to every stream on topic. */
+void evloop_publish(const char *topic, const char *data, size_t len);
+int evloop_streams(void);
 
 /* Open connections, and connections refused since start by reason. */
 int evloop_connections(void);

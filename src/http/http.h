@@ -78,6 +78,9 @@ struct response {
 	struct buf body;
 	const char *static_body; /* instead of body: bytes that outlive the request (static files) */
 	size_t static_len;
+	/* A 200 with a topic becomes a stream (Server-Sent Events): body is its
+	 * first events, and every evloop_publish to the topic follows it. */
+	const char *stream_topic;
 	const char *content_type;
 	const char *x_cache; /* "HIT", "MISS", "BYPASS" or NULL */
 	const char *headers[16][2];

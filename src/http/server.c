@@ -412,6 +412,19 @@ static void complete(struct request *req, int sent)
 	server_request_free(req);
 }
 
+static void (*on_stream_closed)(const char *topic);
+
+void server_on_stream_closed(void (*fn)(const char *topic))
+{
+	on_stream_closed = fn;
+}
+
+static void stream_closed(const char *topic)
+{
+	if (on_stream_closed)
+		on_stream_closed(topic);
+}
+
 int server_start(const struct config *c, const struct route *table, size_t n, route_handler async_run)
 {
 	cfg = c;
@@ -420,7 +433,7 @@ int server_start(const struct config *c, const struct route *table, size_t n, ro
 	framing_setup();
 	if (workers_start(cfg, evloop_resume, async_run))
 		return -1;
-	static const struct evloop_ops ops = { dispatch, finish, complete };
+	static const struct evloop_ops ops = { dispatch, finish, complete, stream_closed };
 	struct evloop_config ec = {
 		.bind = cfg->bind,
 		.port = cfg->port,
@@ -432,6 +445,8 @@ int server_start(const struct config *c, const struct route *table, size_t n, ro
 		.send_timeout_ms = cfg->http_send_timeout_ms,
 		.max_connections = cfg->max_connections,
 		.max_per_client = cfg->max_connections_per_client,
+		.max_streams = cfg->streams_max,
+		.max_streams_per_client = cfg->streams_per_client,
 	};
 	if (evloop_start(&ec, &ops)) {
 		workers_stop();

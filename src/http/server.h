@@ -16,6 +16,9 @@ int server_start(const struct config *cfg, const struct route *routes, size_t n,
  * stops the daemon and the workers. Safe to call once. */
 void server_stop(int timeout_s);
 
+/* Called when a stream (evloop.h) on topic ends. */
+void server_on_stream_closed(void (*fn)(const char *topic));
+
 /* Marks the server as stopping: /readyz answers 503 while it still serves
  * (SHUTDOWN_DELAY_MS), so that load balancers stop sending requests before
  * server_stop closes the listener. */

@@ -156,10 +156,14 @@ void cache_clear_all(struct redis *r, struct arena *a)
 }
 
 /* Handles one invalidation message: keys separated by newlines, or "*". */
+static const struct cache_listener *listener;
+
 static void apply_invalidation(const char *msg)
 {
 	if (!strcmp(msg, "*")) {
 		nearcache_clear();
+		if (listener && listener->invalidated)
+			listener->invalidated("*");
 		return;
 	}
 	char key[CACHE_KEY_MAX + 80];
@@ -169,6 +173,8 @@ static void apply_invalidation(const char *msg)
 			memcpy(key, msg, n);
 			key[n] = '\0';
 			drop_local(key);
+			if (listener && listener->invalidated)
+				listener->invalidated(key);
 		}
 		msg += n + (msg[n] == '\n');
 	}
@@ -177,7 +183,6 @@ static void apply_invalidation(const char *msg)
 static pthread_t subscriber;
 static volatile int subscriber_stop;
 static int subscriber_running;
-static const struct cache_listener *listener;
 
 /* Listens for invalidations from every instance. After any gap in the
  * subscription (Redis down) the near-cache is cleared, since messages may

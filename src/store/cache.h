@@ -62,6 +62,7 @@ struct cache_listener {
 	int (*connected)(redisContext *c); /* after (re)subscribing: load state; 0 or -1 */
 	void (*current)(int yes);          /* whether the subscription is live */
 	void (*message)(const char *msg);
+	void (*invalidated)(const char *key); /* each key another instance (or this one) invalidated; "*" for all */
 };
 
 /* Starts / stops the invalidation subscriber thread; listener may be NULL. */

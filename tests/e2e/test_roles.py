@@ -116,6 +116,7 @@ ROUTES = {
     "GET /api/v1/stations/{station_id}": Row(PUBLIC),
     "GET /api/v1/stations/{station_id}/arrivals": Row(PUBLIC),
     "GET /api/v1/stations/{station_id}/alerts": Row(PUBLIC),
+    "GET /api/v1/stations/{station_id}/live": Row(PUBLIC),
     "GET /api/v1/routes": Row(PUBLIC),
     "GET /api/v1/routes/{route_id}": Row(PUBLIC),
     "POST /api/v1/alerts": Row(ADMIN, body=_alert_body),
@@ -292,7 +293,9 @@ def test_role_matrix(base, tokens, ctx, route):
         kw = {"headers": headers_for(who, tokens, base, row.fresh), "timeout": 30}
         if row.body is not None:
             kw["json"] = row.body(ctx, who)
-        r = requests.request(method, url, **kw)
+        # an event stream never ends: its status and headers are the answer
+        r = requests.request(method, url, stream=pattern.endswith("/live"), **kw)
+        r.close()
         problem = check(r, row.expect[who])
         if problem:
             failures.append("%s as %s: %s" % (route, who, problem))
