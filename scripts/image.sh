@@ -121,7 +121,7 @@ say "building $image from deploy/Dockerfile"
 # npm in the build trusts what this machine trusts (see the Dockerfile).
 secret=()
 if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
-  secret=(--secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt)
+  secret=(--secret "id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt")
 fi
 previous=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 # --pull=never: every FROM is local. Docker format keeps the HEALTHCHECK (OCI
