@@ -221,6 +221,10 @@ static int cmd_serve(struct config *cfg)
 		session_load_revocations, revocation_set_current, session_apply_message, live_invalidated,
 	};
 	cache_subscriber_start(cfg, &revocations);
+	/* Tokens are checked against the revocation list: start answering once it
+	 * is loaded (or after 3 s without Redis, failing closed as configured). */
+	for (int i = 0; i < 300 && !revocation_is_current(); i++)
+		usleep(10 * 1000);
 	const char **labels = xcalloc(api_routes_count, sizeof(*labels));
 	for (size_t i = 0; i < api_routes_count; i++) {
 		const char *m = router_method_name(api_routes[i].method);
@@ -250,8 +254,8 @@ static int cmd_serve(struct config *cfg)
 			;
 	}
 	log_msg(LOG_INFO, "signal %d: draining %d in-flight requests", sig, server_inflight());
+	live_stop(); /* before the I/O threads go: it publishes to their streams */
 	server_stop(cfg->shutdown_timeout_s);
-	live_stop();
 	async_stop();
 	replicas_stop();
 	cache_subscriber_stop();
