@@ -56,13 +56,25 @@ const struct route api_routes[] = {
 
 	/* cards */
 	{ METHOD_POST, V1 "/cards", cards_create, ROUTE_JSON_BODY, ROLE_ANY, NULL, "issue a card" },
-	{ METHOD_POST, V1 "/cards/recharge", cards_recharge, ROUTE_JSON_BODY, ROLE_ANY, NULL, "recharge a card" },
+	{ METHOD_POST, V1 "/cards/recharge", cards_recharge, ROUTE_JSON_BODY, ROLE_STAFF, NULL,
+	  "recharge a card at a point of sale" },
 	{ METHOD_GET, V1 "/cards/{card_id}", card_get_one, 0, ROLE_ANY, NULL, "one card" },
 	{ METHOD_GET, V1 "/cards/{card_id}/balance", card_balance_get, 0, ROLE_ANY, &family_card_balance, "balance" },
 	{ METHOD_GET, V1 "/cards/{card_id}/history", card_history_get, 0, ROLE_ANY, &family_card_history, "recharges, newest first" },
 	{ METHOD_GET, V1 "/cards/{card_id}/transactions", card_transactions_get, 0, ROLE_ANY, NULL, "ledger, newest first" },
 	{ METHOD_POST, V1 "/cards/{card_id}/block", card_block, 0, ROLE_ANY, NULL, "block a card" },
 	{ METHOD_POST, V1 "/cards/{card_id}/unblock", card_unblock, 0, ROLE_STAFF, NULL, "unblock a card" },
+
+	/* payments: riders top up by paying; the webhook is signed, not token-bearing,
+	 * and reads its raw body (not ROUTE_JSON_BODY) to check the signature first */
+	{ METHOD_POST, V1 "/payments/topups", payments_topup, ROUTE_JSON_BODY, ROLE_ANY, NULL,
+	  "a pending payment for a card, with its checkout URL" },
+	{ METHOD_GET, V1 "/payments", payments_list, 0, ROLE_STAFF, NULL, "payments by status and time, paged" },
+	{ METHOD_GET, V1 "/payments/{payment_id}", payment_get_one, 0, ROLE_ANY, NULL, "one payment" },
+	{ METHOD_POST, V1 "/payments/webhook", payments_webhook, 0, 0, NULL, "the provider's signed events" },
+	{ METHOD_POST, V1 "/payments/{payment_id}/sandbox", payment_sandbox_sign, ROUTE_JSON_BODY, ROLE_ANY, NULL,
+	  "sandbox checkout: a signed event to deliver" },
+	{ METHOD_GET, "/checkout/{payment_id}", static_get, ROUTE_INLINE, 0, NULL, "sandbox checkout page" },
 
 	/* trips and fares */
 	{ METHOD_POST, V1 "/trips/start", trips_start, ROUTE_JSON_BODY, ROLE_ANY, NULL, "tap in: board and pay" },
