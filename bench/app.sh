@@ -848,17 +848,24 @@ pay_amount=20000
 # Deliveries per load: enough for 4,000 a second over a whole wrk run, so no
 # run sends one twice (wrapped > 0 in the detail line would say it did).
 pay_n=$(( 4000 * (warmup + duration) ))
-# make_deliveries NAME: pay_n pending payments of random scale cards, written
-# in SQL as POST /payments/topups leaves them, and a file of their signed
-# approvals, one per line: "<Payment-Signature>\t<body>". Prints the file.
+# make_deliveries NAME [replay]: pay_n pending payments of random scale cards,
+# written in SQL as POST /payments/topups leaves them, and a file of their
+# signed approvals, one per line: "<Payment-Signature>\t<body>". With replay:
+# the same events of the payments the earlier runs approved, signed again.
+# Prints the file.
 make_deliveries() {
   local file=$out/deliveries-$1.txt
-  psql_q -c "INSERT INTO payments (payment_id, card_id, amount, provider, checkout_url, expires_at)
-             SELECT id, $card_lo + (random() * ($card_hi - $card_lo))::bigint, $pay_amount, 'sandbox',
-                    '/checkout/' || id, now() + interval '1 hour'
-             FROM (SELECT nextval(pg_get_serial_sequence('payments', 'payment_id')) AS id
-                   FROM generate_series(1, $pay_n)) s
-             RETURNING payment_id" >"$file.ids" || die "could not create $pay_n payments"
+  if [ "${2:-}" = replay ]; then
+    psql_q -c "SELECT payment_id FROM payments WHERE status = 'approved' AND provider_reference LIKE 'bench\_%'
+               ORDER BY random()" >"$file.ids" || die "could not list the approved payments"
+  else
+    psql_q -c "INSERT INTO payments (payment_id, card_id, amount, provider, checkout_url, expires_at)
+               SELECT id, $card_lo + (random() * ($card_hi - $card_lo))::bigint, $pay_amount, 'sandbox',
+                      '/checkout/' || id, now() + interval '1 hour'
+               FROM (SELECT nextval(pg_get_serial_sequence('payments', 'payment_id')) AS id
+                     FROM generate_series(1, $pay_n)) s
+               RETURNING payment_id" >"$file.ids" || die "could not create $pay_n payments"
+  fi
   python3 - "$file.ids" "$pay_amount" >"$file" <<'PY' || die "could not sign the deliveries"
 import hashlib, hmac, json, os, sys, time
 key = os.environ["PAYMENT_WEBHOOK_SECRET"].encode()
@@ -872,10 +879,13 @@ for line in open(sys.argv[1]):
 PY
   echo "$file"
 }
-approved_before=$(psql_q -c "SELECT count(*) FROM payments WHERE status = 'approved'")
+# The data directory may hold the payments of earlier runs: count from here.
+read -r approved_before events_before <<<"$(psql_q -F' ' -c "SELECT (SELECT count(*) FROM payments WHERE status = 'approved'),
+  (SELECT coalesce(max(delivery_id), 0) FROM payment_events)")"
 say "5. Payments at 50 connections, $pay_amount COP each: a point of sale's recharge against the provider's webhook"
 say "   POS: POST /cards/recharge {random scale card, $pay_amount} as the operator; webhook: POST /payments/webhook, a signed"
-say "   payment.approved of its own pending payment (random scale card) per request; replay: the same deliveries again"
+say "   payment.approved of its own pending payment (random scale card) per request; replays: approvals of payments"
+say "   already approved (the events of the two runs before, in random order, signed again)"
 row '%-40s %9s %8s %8s %8s %8s %8s  %-28s %9s  %s' "request" "ok/s" "req/s" "p50 ms" "p95 ms" "p99 ms" "non-2xx" "statuses" "srv us/rq" "CPU over the run"
 declare -A pay_rps pay_p99 pay_us
 export BENCH_THREADS=$threads
@@ -893,7 +903,8 @@ for what in pos webhook replay; do
       after_warmup=use_measured_deliveries
       label="POST /payments/webhook (credits)" script=$lua/webhook.lua ;;
     replay)
-      export BENCH_DELIVERIES=$run_file
+      # Only deliveries already applied: a replay that credited would be a first delivery.
+      export BENCH_DELIVERIES=$(make_deliveries replay replay)
       after_warmup=""
       label="POST /payments/webhook (replays)" script=$lua/webhook.lua ;;
   esac
@@ -919,7 +930,7 @@ row '  webhook credit / point of sale: %.2fx the throughput, %.2fx the p99 (%.2f
 # Checks in SQL after the load.
 read -r approved credited_events paid_recharges double_credits <<<"$(psql_q -F' ' -c "SELECT
   (SELECT count(*) FROM payments WHERE status = 'approved') - $approved_before,
-  (SELECT count(*) FROM payment_events WHERE outcome = 'credited' AND event_id LIKE 'evt_bench_%'),
+  (SELECT count(*) FROM payment_events WHERE outcome = 'credited' AND delivery_id > $events_before),
   (SELECT count(*) FROM recharges r JOIN payments p USING (payment_id) WHERE p.recharge_id = r.recharge_id
      AND r.amount = p.amount AND r.card_id = p.card_id AND p.status = 'approved') - $approved_before,
   (SELECT count(*) FROM (SELECT payment_id FROM recharges WHERE payment_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1) x)")"
