@@ -30,6 +30,7 @@
 #                    built from the same db/migrations and db/seed files)
 #   BENCH_RAIL_RUNS  rail runs per booking load (default: 180 standard seats a
 #                    run for 2,500 bookings/s over warm-up + measured run, >= 50)
+#   BENCH_PAY_ROUNDS rounds of (point of sale, webhook) in 5, alternating (3)
 #   BENCH_APP_SECTIONS  which sections to run (default: all), e.g. "payments";
 #                    auth and analytics share an instance and run together
 #   BENCH_PG_PORT, BENCH_REDIS_PORT, BENCH_APP_PORT, BENCH_APP2_PORT,
@@ -198,7 +199,7 @@ measure() {
   case $base in "$A" | "$B") drain "$base"; m_drain_warm=$drain_s ;; esac
   [ -n "${after_warmup:-}" ] && $after_warmup
   local envs
-  envs=$(env | grep '^BENCH_' | grep -Ev '^BENCH_(DURATION|APP_FRESH|RAIL_RUNS|APP_SECTIONS|[A-Z0-9]+_PORT)=' | sort |
+  envs=$(env | grep '^BENCH_' | grep -Ev '^BENCH_(DURATION|APP_FRESH|RAIL_RUNS|APP_SECTIONS|PAY_ROUNDS|[A-Z0-9]+_PORT)=' | sort |
          sed -E 's/^(BENCH_TOKEN)=.*/\1=<token>/; s/^(BENCH_RUNS)=.*/\1=<run ids>/;
                  s|^(BENCH_DELIVERIES)=.*/|\1=out/|' | tr '\n' ' ' || true)
   record "${envs}wrk ${wrkargs[*]} -d${duration}s --latency $url    # $label; after a ${warmup}s warm-up"
@@ -848,6 +849,8 @@ pay_amount=20000
 # Deliveries per load: enough for 4,000 a second over a whole wrk run, so no
 # run sends one twice (wrapped > 0 in the detail line would say it did).
 pay_n=$(( 4000 * (warmup + duration) ))
+pay_rounds=${BENCH_PAY_ROUNDS:-3}
+[[ $pay_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAY_ROUNDS must be a positive number"
 # make_deliveries NAME [replay]: pay_n pending payments of random scale cards,
 # written in SQL as POST /payments/topups leaves them, and a file of their
 # signed approvals, one per line: "<Payment-Signature>\t<body>". With replay:
@@ -882,22 +885,30 @@ PY
 # The data directory may hold the payments of earlier runs: count from here.
 read -r approved_before events_before <<<"$(psql_q -F' ' -c "SELECT (SELECT count(*) FROM payments WHERE status = 'approved'),
   (SELECT coalesce(max(delivery_id), 0) FROM payment_events)")"
-say "5. Payments at 50 connections, $pay_amount COP each: a point of sale's recharge against the provider's webhook"
+say "5. Payments at 50 connections, $pay_amount COP each: a point of sale's recharge against the provider's webhook, $pay_rounds rounds alternating"
 say "   POS: POST /cards/recharge {random scale card, $pay_amount} as the operator; webhook: POST /payments/webhook, a signed"
 say "   payment.approved of its own pending payment (random scale card) per request; replays: approvals of payments"
-say "   already approved (the events of the two runs before, in random order, signed again)"
+say "   already approved (the same events, signed again, in random order)"
 row '%-40s %9s %8s %8s %8s %8s %8s  %-28s %9s  %s' "request" "ok/s" "req/s" "p50 ms" "p95 ms" "p99 ms" "non-2xx" "statuses" "srv us/rq" "CPU over the run"
+# The machine is shared: the point of sale and the webhook alternate,
+# pay_rounds times each, so that both meet the same neighbours; medians.
 declare -A pay_rps pay_p99 pay_us
 export BENCH_THREADS=$threads
-for what in pos webhook replay; do
+steps=()
+for ((r = 1; r <= pay_rounds; r++)); do steps+=("pos $r" "webhook $r"); done
+steps+=("replay 1")
+for step in "${steps[@]}"; do
+  read -r what round <<<"$step"
   case $what in
     pos)
       export BENCH_TOKEN=$operator_token BENCH_CARD_LO=$card_lo BENCH_CARD_HI=$card_hi BENCH_AMOUNT=$pay_amount
+      unset BENCH_DELIVERIES
+      after_warmup=""
       label="POST /cards/recharge (point of sale)" script=$lua/recharge.lua ;;
     webhook)
       unset BENCH_TOKEN BENCH_CARD_LO BENCH_CARD_HI BENCH_AMOUNT
-      warm_file=$(make_deliveries warmup)
-      run_file=$(make_deliveries measured)
+      warm_file=$(make_deliveries "warmup-$round")
+      run_file=$(make_deliveries "measured-$round")
       export BENCH_DELIVERIES=$warm_file
       use_measured_deliveries() { export BENCH_DELIVERIES=$run_file; }
       after_warmup=use_measured_deliveries
@@ -908,10 +919,10 @@ for what in pos webhook replay; do
       after_warmup=""
       label="POST /payments/webhook (replays)" script=$lua/webhook.lua ;;
   esac
-  measure "payments-$what" 50 "$A" "$script" "$app_pid"
-  pay_rps[$what]=$b_ok_per_s pay_p99[$what]=$m_p99 pay_us[$what]=$m_app_us
-  row '%-40s %9.0f %8.0f %8.2f %8.2f %8.2f %8s  %-28s %9s  %s' "$label" "$b_ok_per_s" "$m_rps" "$m_p50" "$m_p95" "$m_p99" \
-    "$m_non2xx" "$m_status" "$m_app_us" "$m_cpu"
+  measure "payments-$what-$round" 50 "$A" "$script" "$app_pid"
+  pay_rps[$what,$round]=$b_ok_per_s pay_p99[$what,$round]=$m_p99 pay_us[$what,$round]=$m_app_us
+  row '%-40s %9.0f %8.0f %8.2f %8.2f %8.2f %8s  %-28s %9s  %s' "$label${round:+ #$round}" "$b_ok_per_s" "$m_rps" "$m_p50" \
+    "$m_p95" "$m_p99" "$m_non2xx" "$m_status" "$m_app_us" "$m_cpu"
   if [ "$what" = pos ]; then
     row '       201 %d, other 4xx %d, 5xx %d, socket errors %d; server warn+ log lines %d (+%d client-closed); Redis commands/request %s' \
       "$b_ok" "$b_s4xx" "$b_s5xx" "$m_sock" "$m_logs" "$m_closed" "$m_redis_rq"
@@ -923,10 +934,24 @@ for what in pos webhook replay; do
 done
 after_warmup=""
 unset BENCH_TOKEN BENCH_CARD_LO BENCH_CARD_HI BENCH_AMOUNT BENCH_DELIVERIES BENCH_THREADS
-row '  webhook credit / point of sale: %.2fx the throughput, %.2fx the p99 (%.2f ms against %.2f ms), %+d us server CPU per request' \
-  "$(awk -v a="${pay_rps[webhook]}" -v b="${pay_rps[pos]}" 'BEGIN {print a / b}')" \
-  "$(awk -v a="${pay_p99[webhook]}" -v b="${pay_p99[pos]}" 'BEGIN {print a / b}')" "${pay_p99[webhook]}" "${pay_p99[pos]}" \
-  "$(( pay_us[webhook] - pay_us[pos] ))"
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# pay_median KIND WHAT: the median over the rounds of pay_KIND[WHAT,round].
+pay_median() {
+  local -n arr=pay_$1
+  local r vals=()
+  for ((r = 1; r <= pay_rounds; r++)); do vals+=("${arr[$2,$r]}"); done
+  median "${vals[@]}"
+}
+for what in pos webhook; do
+  printf -v "med_rps_$what" '%s' "$(pay_median rps $what)"
+  printf -v "med_p99_$what" '%s' "$(pay_median p99 $what)"
+  printf -v "med_us_$what" '%s' "$(pay_median us $what)"
+done
+row '  medians of %d rounds: point of sale %.0f/s, p99 %.2f ms, %s us server CPU/request; webhook credits %.0f/s, p99 %.2f ms, %s us' \
+  "$pay_rounds" "$med_rps_pos" "$med_p99_pos" "$med_us_pos" "$med_rps_webhook" "$med_p99_webhook" "$med_us_webhook"
+row '  webhook credit / point of sale: %.2fx the throughput, %.2fx the p99' \
+  "$(awk -v a="$med_rps_webhook" -v b="$med_rps_pos" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$med_p99_webhook" -v b="$med_p99_pos" 'BEGIN {print a / b}')"
 # Checks in SQL after the load.
 read -r approved credited_events paid_recharges double_credits <<<"$(psql_q -F' ' -c "SELECT
   (SELECT count(*) FROM payments WHERE status = 'approved') - $approved_before,
