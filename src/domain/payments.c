@@ -69,7 +69,7 @@ static const struct sql_stmt stmts[] = {
 	 * concurrent delivery waits for the row lock, then finds it approved
 	 * and matches nothing), the card is credited (repaying trips taken on
 	 * credit, as any recharge), and the ledger, recharges and event rows are
-	 * written. recharges.payment_id UNIQUE refuses a second credit.
+	 * written. The unique index on recharges.payment_id refuses a second credit.
 	 * $1 payment, $2 amount, $3 provider reference, $4 event id, $5
 	 * provider, $6 signature time (unix seconds).
 	 */

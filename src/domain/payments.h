@@ -13,9 +13,9 @@
  * payment from pending to approved (a compare-and-set on its row:
  * concurrent deliveries wait for the row, then find it approved and change
  * nothing), credits the card, and writes the ledger row, the recharges row
- * and the event row. The UNIQUE recharges.payment_id is the guarantee under
- * it: a second credit of one payment cannot commit, whatever the code above
- * does. The invariant cards.balance == sum(card_ledger.amount) holds as for
+ * and the event row. The unique index on recharges.payment_id is the
+ * guarantee under it: a second credit of one payment cannot commit,
+ * whatever the code above does. The invariant cards.balance == sum(card_ledger.amount) holds as for
  * any recharge (domain/cards.h).
  *
  * Database functions block on the given connection and return 0, or -1
