@@ -27,6 +27,7 @@
 #include "domain/analytics.h"
 #include "domain/cards.h"
 #include "domain/network.h"
+#include "domain/payments.h"
 #include "http/cached.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -47,13 +48,15 @@ static const char usage[] =
 	"  migrate          apply pending database migrations\n"
 	"  seed --demo      load the demo network, riders and cards (idempotent)\n"
 	"  seed --scale N   add a benchmark dataset: N users, 1.2 N cards, 3 N recharges\n"
+	"  payments expire  mark pending payments past their expiry as expired\n"
 	"  routes           print the route table\n"
 	"  --version        print the version\n"
 	"  --help           print this help\n"
 	"\n"
 	"Configuration comes from the environment; see README.md. The main variables:\n"
 	"  DATABASE_URL  REDIS_URL  PORT (8000)  BIND (127.0.0.1)  WORKERS  IO_THREADS\n"
-	"  LOG_LEVEL  MAX_BODY_BYTES  CORS_ORIGINS  CACHE_PREFIX  JWT_SECRET  AMQP_URL\n";
+	"  LOG_LEVEL  MAX_BODY_BYTES  CORS_ORIGINS  CACHE_PREFIX  JWT_SECRET  AMQP_URL\n"
+	"  PAYMENT_PROVIDER (sandbox)  PAYMENT_WEBHOOK_SECRET  PAYMENT_TTL (1800)\n";
 
 static void register_statements(const struct config *cfg)
 {
@@ -66,6 +69,7 @@ static void register_statements(const struct config *cfg)
 	analytics_register();
 	rail_register();
 	async_register();
+	payments_register();
 }
 
 static int need_database(const struct config *cfg)
@@ -144,6 +148,32 @@ static int cmd_seed(const struct config *cfg, int argc, char **argv)
 	return rc ? 1 : 0;
 }
 
+/* `payments expire`: for cron (deploy/k8s/payments-expire-cronjob.yaml).
+ * Readers already see a stale pending payment as expired; this writes it. */
+static int cmd_payments(const struct config *cfg, int argc, char **argv)
+{
+	if (argc != 3 || strcmp(argv[2], "expire")) {
+		fprintf(stderr, "usage: transitd payments expire\n");
+		return EXIT_CONFIG;
+	}
+	if (need_database(cfg))
+		return EXIT_CONFIG;
+	struct pg pg;
+	struct arena a;
+	struct api_error err;
+	int64_t n = 0;
+	pg_init(&pg, cfg->database_url, cfg, 1);
+	arena_init(&a);
+	int rc = payments_expire(&pg, &a, &n, &err);
+	if (rc)
+		fprintf(stderr, "transitd: payments expire: %s\n", err.detail);
+	else
+		printf("%lld pending payments expired\n", (long long)n);
+	arena_release(&a);
+	pg_close(&pg);
+	return rc ? 1 : 0;
+}
+
 static int cmd_routes(void)
 {
 	for (size_t i = 0; i < api_routes_count; i++)
@@ -200,6 +230,13 @@ static int cmd_serve(struct config *cfg)
 		fprintf(stderr, "transitd: %s\n", err);
 		return EXIT_CONFIG;
 	}
+	if (payments_configure(cfg, err, sizeof(err))) {
+		fprintf(stderr, "transitd: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (payment_provider()->sandbox)
+		log_msg(LOG_WARN, "PAYMENT_PROVIDER=sandbox: riders approve their own top-ups on /checkout and no money "
+				  "is collected; set PAYMENT_PROVIDER=external in production");
 	revocation_fail_open(cfg->auth_fail_open);
 	ratelimit_configure(cfg->rate_limit_fail_closed);
 	auth_api_configure(cfg);
@@ -302,6 +339,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(&cfg);
 	if (!strcmp(cmd, "seed"))
 		return cmd_seed(&cfg, argc, argv);
+	if (!strcmp(cmd, "payments"))
+		return cmd_payments(&cfg, argc, argv);
 	fprintf(stderr, "transitd: unknown command '%s'\n%s", cmd, usage);
 	return EXIT_CONFIG;
 }

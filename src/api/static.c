@@ -25,11 +25,15 @@ static struct static_file {
 	const char *file; /* under WEB_DIR; NULL for the embedded OpenAPI document */
 	const char *type;
 	const char *cache_control;
+	const char *csp; /* Content-Security-Policy, or NULL */
 	struct representation plain, gz; /* gz.data is NULL when gzip does not pay */
 	char *owned;                     /* plain.data when read from a file */
 } files[] = {
 #define FILE(p, f, t, cc) { .path = p, .file = f, .type = t, .cache_control = cc }
 	FILE("/", "index.html", "text/html; charset=utf-8", "no-cache"),
+	/* A page with pay buttons is never shown inside another site's frame. */
+	{ .path = "/checkout/{payment_id}", .file = "checkout.html", .type = "text/html; charset=utf-8",
+	  .cache_control = "no-cache", .csp = "frame-ancestors 'none'" },
 	FILE("/docs", "docs.html", "text/html; charset=utf-8", "no-cache"),
 	FILE("/docs/swagger-ui.css", "node_modules/swagger-ui-dist/swagger-ui.css", "text/css; charset=utf-8",
 	     "public, max-age=86400"),
@@ -178,6 +182,8 @@ void static_get(struct request *req, struct worker *w)
 			f->gz.data && accepts_gzip(request_header(req, "Accept-Encoding")) ? &f->gz : &f->plain;
 		reply_header(req, "ETag", r->etag);
 		reply_header(req, "Cache-Control", f->cache_control);
+		if (f->csp)
+			reply_header(req, "Content-Security-Policy", f->csp);
 		if (f->gz.data)
 			reply_header(req, "Vary", "Accept-Encoding");
 		if (none_match(request_header(req, "If-None-Match"), r->etag)) {

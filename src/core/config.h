@@ -58,6 +58,10 @@ struct config {
 	int max_connections_per_client; /* per client address; 0 = no cap */
 	int streams_max;            /* open event streams */
 	int streams_per_client;
+	const char *payment_provider;       /* "sandbox" (riders approve on a transitd page) or "external" */
+	const char *payment_webhook_secret; /* HMAC key of Payment-Signature */
+	int payment_ttl_s;                  /* a pending payment expires after this */
+	const char *payment_checkout_url;   /* external: checkout URL template holding {payment_id} */
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */

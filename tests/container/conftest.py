@@ -49,7 +49,8 @@ def run_once(*command, env):
 
 @pytest.fixture(scope="session")
 def env():
-    return {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "JWT_SECRET": secrets.token_urlsafe(32)}
+    return {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "JWT_SECRET": secrets.token_urlsafe(32),
+            "PAYMENT_WEBHOOK_SECRET": secrets.token_urlsafe(32)}
 
 
 @pytest.fixture(scope="session")
