@@ -19,7 +19,7 @@ EMBED    := $(wildcard db/migrations/*.sql db/seed/*.sql) docs/openapi.json
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan web unit test run cluster test-cluster image test-image bench bench-app bench-cluster clean
+.PHONY: all asan web unit test run cluster test-cluster image test-image bench bench-app bench-cluster bench-async clean
 
 all: build/transitd web
 
@@ -93,6 +93,9 @@ bench-app:
 
 bench-cluster:
 	@bash bench/cluster.sh
+
+bench-async:
+	@/usr/bin/python3 bench/async.py
 
 clean:
 	rm -rf build

@@ -3,6 +3,7 @@
 --   BENCH_TOKEN    operator access token
 --   BENCH_CARD_LO, BENCH_CARD_HI   card ids to draw from (uniformly at random)
 --   BENCH_AMOUNT   COP per recharge (1,000-500,000)
+--   BENCH_PREFER   a Prefer header ("respond-async": the command is queued, 202)
 -- done() prints the BENCH summary line with p95 and the count of each answer.
 local threads = {}
 local next_id = 0
@@ -20,6 +21,7 @@ function init(args)
   hi = tonumber(os.getenv("BENCH_CARD_HI"))
   amount = tonumber(os.getenv("BENCH_AMOUNT") or "20000")
   headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }
+  if os.getenv("BENCH_PREFER") then headers["Prefer"] = os.getenv("BENCH_PREFER") end
   ok, c4xx, c5xx = 0, 0, 0
 end
 
@@ -29,7 +31,8 @@ function request()
 end
 
 function response(status, hdrs, body)
-  if status == 201 then ok = ok + 1
+  if status == 201 or status == 202 then
+    ok = ok + 1
   elseif status >= 500 then c5xx = c5xx + 1
   else c4xx = c4xx + 1 end
 end

@@ -1,5 +1,7 @@
 -- Asynchronous commands (Prefer: respond-async): one row per accepted
--- command, written before it is published to the broker. A consumer applies
+-- command, written before it is published to the broker; a command the
+-- broker did not confirm ends failed with status 503 (and may be retried
+-- with its Idempotency-Key). A consumer applies
 -- the command with the operation id as its Idempotency-Key, then records the
 -- outcome here. An Idempotency-Key of the caller's own is kept per scope, as
 -- for synchronous requests.
@@ -15,7 +17,6 @@ CREATE TABLE operations (
     idempotency_key text,
     request_hash    text,
     status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'succeeded', 'failed')),
-    queued          boolean NOT NULL DEFAULT false, -- the broker confirmed the message
     http_status     integer,
     result          jsonb,
     error           jsonb,

@@ -111,11 +111,11 @@ void async_submit(struct request *req, struct worker *w)
 			api_fail(&e, "idempotency-mismatch", "this Idempotency-Key was used for a different request");
 			goto refuse;
 		}
-		if (op.queued) {
+		if (!op.unqueued) { /* queued (or being queued): the first answer again */
 			accepted(req, op.id, 1);
 			return;
 		}
-		if (!strcmp(op.status, "failed") && operation_retry(&w->primary, &req->arena, op.id, &again, &e))
+		if (operation_retry(&w->primary, &req->arena, op.id, &again, &e))
 			goto refuse;
 		if (!again) {
 			api_fail(&e, "idempotency-in-progress", "a request with this Idempotency-Key is still running");
@@ -142,8 +142,6 @@ void async_submit(struct request *req, struct worker *w)
 		goto refuse;
 	}
 	count(&A.confirmed);
-	if (operation_mark_queued(&w->primary, &req->arena, op.id, &e))
-		log_msg(LOG_WARN, "operation %lld: queued, but not recorded as such: %s", (long long)op.id, e.detail);
 	accepted(req, op.id, 0);
 	return;
 refuse:

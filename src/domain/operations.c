@@ -6,21 +6,20 @@
 
 #include "../core/banned.h"
 
-enum { CREATE, FIND, QUEUED, RETRY, LOAD, FINISH, GET };
+enum { CREATE, FIND, RETRY, LOAD, FINISH, GET };
 
 static const struct sql_stmt stmts[] = {
 	[CREATE] = { "op_create",
 		"INSERT INTO operations (user_id, role, method, route, path, request, scope, idempotency_key,"
-		" request_hash) VALUES (nullif($1, 0), $2, $3, $4, $5, $6, $7, $8, $9)"
+		" request_hash) VALUES (nullif($1::bigint, 0), $2, $3, $4, $5, $6, $7, $8, $9)"
 		" ON CONFLICT (scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 		" RETURNING operation_id" },
 	[FIND] = { "op_find",
-		"SELECT operation_id, request_hash, status, queued FROM operations"
+		"SELECT operation_id, request_hash, status, status = 'failed' AND http_status = 503 FROM operations"
 		" WHERE scope = $1 AND idempotency_key = $2" },
-	[QUEUED] = { "op_queued", "UPDATE operations SET queued = true WHERE operation_id = $1" },
 	[RETRY] = { "op_retry",
 		"UPDATE operations SET status = 'pending', http_status = NULL, error = NULL, finished_at = NULL"
-		" WHERE operation_id = $1 AND status = 'failed' AND NOT queued RETURNING operation_id" },
+		" WHERE operation_id = $1 AND status = 'failed' AND http_status = 503 RETURNING operation_id" },
 	[LOAD] = { "op_load",
 		"SELECT status, coalesce(user_id, 0), role, method, route, path, request FROM operations"
 		" WHERE operation_id = $1" },
@@ -50,7 +49,7 @@ int operation_create(struct pg *db, struct arena *a, struct operation *op, int *
 	if (*created) {
 		op->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		op->status = "pending";
-		op->queued = 0;
+		op->unqueued = 0;
 		return 0;
 	}
 	const char *f[] = { op->scope, op->key };
@@ -62,14 +61,8 @@ int operation_create(struct pg *db, struct arena *a, struct operation *op, int *
 	op->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	op->hash = arena_strdup(a, PQgetvalue(r, 0, 1));
 	op->status = arena_strdup(a, PQgetvalue(r, 0, 2));
-	op->queued = !strcmp(PQgetvalue(r, 0, 3), "t");
+	op->unqueued = !strcmp(PQgetvalue(r, 0, 3), "t");
 	return 0;
-}
-
-int operation_mark_queued(struct pg *db, struct arena *a, int64_t id, struct api_error *err)
-{
-	const char *v[] = { pg_int(a, id) };
-	return pg_exec(db, a, &stmts[QUEUED], 1, v, err) ? 0 : -1;
 }
 
 int operation_retry(struct pg *db, struct arena *a, int64_t id, int *again, struct api_error *err)

@@ -17,7 +17,7 @@ struct operation {
 	const char *method, *route, *path, *request;
 	const char *scope, *key, *hash; /* the caller's Idempotency-Key, or NULL */
 	const char *status;
-	int queued;
+	int unqueued; /* failed because the broker never confirmed it */
 };
 
 void operations_register(void);
@@ -27,10 +27,9 @@ void operations_register(void);
  * earlier operation instead and *created is 0 (the caller compares hashes).
  */
 int operation_create(struct pg *db, struct arena *a, struct operation *op, int *created, struct api_error *err);
-/* The broker confirmed it. */
-int operation_mark_queued(struct pg *db, struct arena *a, int64_t id, struct api_error *err);
-/* A command that was never queued and failed is made pending again for a
- * retry with the same key: 1 when this caller may publish it again. */
+/* A command that failed because the broker never confirmed it is made
+ * pending again for a retry with the same key: *again is 1 when this caller
+ * may publish it again. */
 int operation_retry(struct pg *db, struct arena *a, int64_t id, int *again, struct api_error *err);
 /* Loads what a consumer needs; 404 when there is no such operation. */
 int operation_load(struct pg *db, struct arena *a, int64_t id, struct operation *op, struct api_error *err);

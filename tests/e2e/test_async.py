@@ -190,8 +190,8 @@ def test_poison_message_is_dead_lettered_and_its_operation_fails(spawn, db, queu
     given back at each delivery until the queue dead-letters it."""
     spawn(AMQP_QUEUE=queue, ASYNC_CONSUMERS=1, AMQP_DELIVERY_LIMIT=3)
     with db.cursor() as cur:
-        cur.execute("INSERT INTO operations (role, method, route, path, request, queued)"
-                    " VALUES ('admin', 'POST', '/api/v1/teleport', '/api/v1/teleport', '{}', true)"
+        cur.execute("INSERT INTO operations (role, method, route, path, request)"
+                    " VALUES ('admin', 'POST', '/api/v1/teleport', '/api/v1/teleport', '{}')"
                     " RETURNING operation_id")
         op = cur.fetchone()[0]
     params = pika.URLParameters(os.environ["AMQP_URL"])
