@@ -74,7 +74,8 @@ struct response {
 	size_t static_len;
 	const char *content_type;
 	const char *x_cache; /* "HIT", "MISS", "BYPASS" or NULL */
-	const char *headers[16][2];
+	const char *page_csp; /* an HTML page: its Content-Security-Policy (outlives the request) */
+	const char *headers[24][2];
 	int nheaders;
 };
 

@@ -229,6 +229,13 @@ static int is_json_media_type(const char *ct)
 static void finish(struct request *req)
 {
 	reply_header(req, "X-Request-ID", req->request_id);
+	/* Nothing here is meant to be sniffed into another type (a JSON body as HTML). */
+	reply_header(req, "X-Content-Type-Options", "nosniff");
+	if (req->res.page_csp) {
+		reply_header(req, "Content-Security-Policy", req->res.page_csp);
+		reply_header(req, "Referrer-Policy", "no-referrer");
+		reply_header(req, "X-Frame-Options", "DENY");
+	}
 	if (req->res.x_cache)
 		reply_header(req, "X-Cache", req->res.x_cache);
 	if (!req->origin || !config_origin_allowed(cfg, req->origin))

@@ -1,0 +1,46 @@
+"""Findings of the security audit (issue 14): each test failed before its fix."""
+import base64
+import hashlib
+import re
+
+import requests
+
+from conftest import assert_problem, raw_request
+
+V1 = "/api/v1"
+
+
+# ------------------------------------------------------------ response headers
+
+def test_nosniff_on_every_kind_of_response(base, server):
+    for path in ("/health", V1 + "/localities", V1 + "/no-such-thing", "/openapi.json", "/"):
+        r = requests.get(base + path)
+        assert r.headers.get("X-Content-Type-Options") == "nosniff", (path, r.headers)
+    # answers the front end gives before any route: broken framing
+    status, headers, _, _ = raw_request(server.port, b"GET / HTTP/1.1\r\n\r\n")
+    assert status == 400 and headers.get("x-content-type-options") == "nosniff"
+
+
+def test_pages_carry_a_policy_that_allows_only_their_own_scripts(base):
+    for path in ("/", "/docs"):
+        r = requests.get(base + path)
+        assert r.status_code == 200
+        csp = r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp
+        assert "default-src 'none'" in csp
+        assert r.headers["Referrer-Policy"] == "no-referrer"
+        script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src")).split()[1:]
+        assert "'unsafe-inline'" not in script_src
+        inline = re.findall(r"<script>(.*?)</script>", r.text, re.S)
+        assert inline, path
+        for code in inline:
+            digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
+            assert "'sha256-%s'" % digest in script_src, (path, csp)
+        # a 304 revalidation keeps the policy
+        again = requests.get(base + path, headers={"If-None-Match": r.headers["ETag"]})
+        assert again.status_code == 304 and "frame-ancestors 'none'" in again.headers["Content-Security-Policy"]
+
+
+def test_api_answers_are_not_pages(base):
+    r = requests.get(base + V1 + "/localities")
+    assert "Content-Security-Policy" not in r.headers
