@@ -44,3 +44,12 @@ def test_pages_carry_a_policy_that_allows_only_their_own_scripts(base):
 def test_api_answers_are_not_pages(base):
     r = requests.get(base + V1 + "/localities")
     assert "Content-Security-Policy" not in r.headers
+
+
+# ------------------------------------------------------------ contract edges
+
+def test_out_of_range_real_is_a_validation_error(base, operator):
+    for raw in (b'{"card_id": 1, "amount": 1e309}', b'{"card_id": 1, "amount": -1e309}'):
+        r = requests.post(base + V1 + "/cards/recharge", data=raw,
+                          headers={**operator, "Content-Type": "application/json"})
+        assert_problem(r, 422, "validation", field="amount")
