@@ -35,8 +35,19 @@ const char *role_name(enum role r);
 /* 0 for an unknown name. */
 enum role role_parse(const char *s);
 
-/* Start-up: keeps cfg (secret, TTLs). -1 with a message when the secret is too short. */
+/* Start-up: keeps cfg (secret, TTLs). -1 with a message when the secret is
+ * refused by auth_secret_check. */
 int auth_configure(const struct config *cfg, char *err, size_t errlen);
+
+#define AUTH_SECRET_MIN_BYTES 32
+#define AUTH_SECRET_MIN_BITS 128
+#define AUTH_SECRET_SCAN_BYTES 4096 /* placeholders and patterns are looked for in this much */
+/* Whether a JWT secret may sign tokens: at least 32 bytes, no known
+ * placeholder ("change-me", "example", …), no repeating or stepping
+ * pattern, and at least 128 bits by the Shannon estimate of its characters
+ * (48 random bytes in base64 show about 300). 0, or -1 with a message that
+ * says how to generate one. CPU only. */
+int auth_secret_check(const char *secret, char *err, size_t errlen);
 
 /* Hashes with Argon2id (interactive limits). At most a few run at once, so a
  * burst of logins cannot exhaust memory. 0 or -1 (out of memory). */
@@ -50,6 +61,10 @@ void token_random(char out[48]);
 
 /* Signs an access token; returns a malloc'd string (caller frees) or NULL. */
 char *token_issue(int64_t user_id, enum role role, const char *fam, char jti_out[48], int64_t *exp_out);
+
+/* 1 when the token's header is a JSON object whose alg is "HS256"; checked
+ * before libjwt sees a token, so "none" or another algorithm never reaches it. */
+int token_header_is_hs256(const char *token);
 
 enum token_result { TOKEN_OK, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TOKEN_UNVERIFIABLE };
 /* Verifies a bearer token into *p. TOKEN_UNVERIFIABLE: the revocation list

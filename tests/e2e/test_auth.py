@@ -575,7 +575,7 @@ def test_expired_real_token(database, spawn):
 
 def test_token_signed_with_other_secret_rejected_by_server(base, spawn):
     """A server with another JWT_SECRET refuses this one's tokens (and vice versa)."""
-    s = spawn(JWT_SECRET="another-secret-" + "y" * 40)
+    s = spawn(JWT_SECRET="another-secret-" + base64.b64encode(os.urandom(36)).decode())
     pair, _, _, _ = new_login(base)
     assert_401_bearer(auth_ready(s.url, bearer(pair["access_token"])))
 

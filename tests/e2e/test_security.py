@@ -1,11 +1,13 @@
 """Findings of the security audit (issue 14): each test failed before its fix."""
 import base64
 import hashlib
+import os
 import re
 
+import pytest
 import requests
 
-from conftest import assert_problem, raw_request
+from conftest import ROOT, assert_problem, free_port, raw_request, run_bin
 
 V1 = "/api/v1"
 
@@ -53,3 +55,24 @@ def test_out_of_range_real_is_a_validation_error(base, operator):
         r = requests.post(base + V1 + "/cards/recharge", data=raw,
                           headers={**operator, "Content-Type": "application/json"})
         assert_problem(r, 422, "validation", field="amount")
+
+
+# ------------------------------------------------------------ JWT secrets
+
+@pytest.mark.parametrize("secret", [
+    "CHANGE-ME-at-least-32-random-bytes",               # deploy/k8s/secret.example.yaml's old value
+    "change-me-local-only-0123456789abcdef0123456789",  # deploy/compose.yaml's old default
+    "x" * 64,
+    "0123456789abcdef" * 3,
+])
+def test_weak_or_placeholder_jwt_secret_refused_at_start(database, secret):
+    out = run_bin("serve", env={"JWT_SECRET": secret, "PORT": str(free_port())})
+    assert out.returncode == 2, out
+    assert "JWT_SECRET" in out.stderr and "/dev/urandom" in out.stderr, out.stderr
+
+
+def test_placeholder_secret_gone_from_the_deploy_files():
+    for path in ("deploy/k8s/secret.example.yaml", "deploy/compose.yaml"):
+        with open(os.path.join(ROOT, path)) as f:
+            text = f.read().lower()
+        assert "change-me-at-least" not in text and "change-me-local" not in text, path
