@@ -14,10 +14,15 @@
 
 static const char *const page_query[] = { "limit", "cursor", NULL };
 
+static int normalize_page(struct request *req, const char **v, struct api_error *err)
+{
+	return query_page_canonical(req, &v[0], &v[1], err);
+}
+
 /* Money reads use the primary: a rider checks the balance right after paying. */
 struct cache_family family_card_balance = { .label = "card_balance", .key = "card:{}:balance", .ttl_s = 30 };
 struct cache_family family_card_history = { .label = "card_history", .key = "card:{}:history", .ttl_s = 60,
-					    .query = page_query };
+					    .query = page_query, .normalize = normalize_page };
 
 /* After a committed change: exactly the cached reads that showed the card.
  * A status change also changes who counts as an active user. */

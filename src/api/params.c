@@ -15,3 +15,13 @@ int query_page(const struct request *req, int64_t *limit, int64_t *cursor, struc
 		return api_fail_field(err, "cursor", "is not a cursor this API returned");
 	return 0;
 }
+
+int query_page_canonical(struct request *req, const char **limit, const char **cursor, struct api_error *err)
+{
+	int64_t l, c;
+	if (query_page(req, &l, &c, err))
+		return -1;
+	*limit = arena_printf(&req->arena, "%lld", (long long)l);
+	*cursor = c ? arena_printf(&req->arena, "%lld", (long long)c) : NULL;
+	return 0;
+}

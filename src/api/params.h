@@ -9,4 +9,8 @@
  * absent). 0, or -1 with a 422 naming the parameter. */
 int query_page(const struct request *req, int64_t *limit, int64_t *cursor, struct api_error *err);
 
+/* For cache families paged by limit and cursor: replaces the raw texts by
+ * the canonical ones ("20" and no cursor when absent or empty). 0 or -1 as query_page. */
+int query_page_canonical(struct request *req, const char **limit, const char **cursor, struct api_error *err);
+
 #endif

@@ -261,24 +261,51 @@ static void preflight(struct request *req, unsigned allow)
 	}
 }
 
-/* Fills the cache keys of a request from its route's family, ids and query. */
-static void make_cache_key(struct request *req)
+/* Sets query parameter name to value (the canonical text of a cache family). */
+static void query_replace(struct request *req, const char *name, const char *value)
+{
+	for (int i = 0; i < req->nquery; i++) {
+		if (!strcmp(req->query[i].name, name)) {
+			req->query[i].value = value;
+			return;
+		}
+	}
+	if (value && req->nquery < MAX_QUERY_PARAMS) {
+		req->query[req->nquery].name = name;
+		req->query[req->nquery].value = value;
+		req->nquery++;
+	}
+}
+
+/* Fills the cache keys of a request from its route's family, ids and the
+ * canonical values of its query. 0, or -1 with req answered (422). */
+static int make_cache_key(struct request *req)
 {
 	const struct cache_family *f = req->route->cache;
 	const char *values[8];
 	int n = 0;
 	for (const char *const *q = f->query; q && *q && n < 8; q++)
 		values[n++] = request_query(req, *q);
+	if (f->normalize) {
+		struct api_error e;
+		if (f->normalize(req, values, &e)) {
+			reply_problem(req, &e);
+			return -1;
+		}
+		for (int i = 0; i < n; i++)
+			query_replace(req, f->query[i], values[i]);
+	}
 	req->cache_key = cache_key(&req->arena, f, req->ids, req->nids);
 	if (!f->query) {
 		req->near_key = req->cache_key;
-		return;
+		return 0;
 	}
 	req->cache_field = cache_field(&req->arena, values, n);
 	if (!req->cache_field)
 		req->cache_key = NULL; /* absurdly long query: not cached */
 	else
 		req->near_key = arena_printf(&req->arena, "%s#%s", req->cache_key, req->cache_field);
+	return 0;
 }
 
 /* Decides what happens to a request: answered now (0) or queued for a
@@ -350,7 +377,8 @@ static int dispatch(struct request *req)
 		return 0;
 	}
 	if (req->route->cache) {
-		make_cache_key(req);
+		if (make_cache_key(req))
+			return 0;
 		const char *val;
 		size_t len;
 		if (req->near_key && req->route->cache->near && cfg->near_cache_ttl_ms > 0 &&

@@ -1,5 +1,6 @@
 """Findings of the security audit (issue 14): each test failed before its fix."""
 import base64
+import datetime
 import hashlib
 import os
 import re
@@ -7,7 +8,7 @@ import re
 import pytest
 import requests
 
-from conftest import ROOT, assert_problem, free_port, raw_request, run_bin
+from conftest import ROOT, assert_problem, db_scalar, flush_cache, free_port, raw_request, redis_cli, run_bin
 
 V1 = "/api/v1"
 
@@ -76,3 +77,56 @@ def test_placeholder_secret_gone_from_the_deploy_files():
         with open(os.path.join(ROOT, path)) as f:
             text = f.read().lower()
         assert "change-me-at-least" not in text and "change-me-local" not in text, path
+
+
+def test_rail_runs_by_station_name(base):
+    day = (datetime.datetime.utcnow() - datetime.timedelta(hours=5) + datetime.timedelta(days=1)).date().isoformat()
+
+    def runs(**params):
+        r = requests.get(base + V1 + "/rail/runs", params=dict(params, date=day))
+        assert r.status_code == 200, r.text
+        return r.json()["runs"]
+
+    by_id = runs(origin=201, destination=210)
+    assert by_id
+    for origin, destination in (("Estación de la Sabana", "Facatativá"), ("estacion de la sabana", "FACATATIVA"),
+                                ("ESTACIÓN DE LA SABANA", "facatativá")):
+        assert runs(origin=origin, destination=destination) == by_id, (origin, destination)
+    assert runs(origin="Facatativa") == runs(origin=210)
+    for bad in ("Atlantis", "0", "99999999999", "Funza "):
+        r = requests.get(base + V1 + "/rail/runs", params={"origin": bad})
+        assert_problem(r, 422, "validation", field="origin")
+    r = requests.get(base + V1 + "/rail/runs", params={"destination": "Usme"})  # a station, not a rail one
+    assert_problem(r, 422, "validation", field="destination")
+
+
+# ------------------------------------------------------------ cache keys
+
+def test_equivalent_queries_share_one_cache_entry(base):
+    flush_cache(("transitd:stations", "transitd:rail:runs"))
+    for q in ("limit=20", "limit=020", "limit=20&cursor=", "", "limit=+20"):
+        r = requests.get(base + V1 + "/stations?" + q)
+        if q == "limit=+20":
+            assert_problem(r, 422, "validation", field="limit")
+            continue
+        assert r.status_code == 200, (q, r.text)
+    assert redis_cli("HLEN", "transitd:stations") == "1", redis_cli("HKEYS", "transitd:stations")
+    for q in ("locality=Usaquén", "locality=usaquen", "locality=USAQUEN&limit=20"):
+        assert requests.get(base + V1 + "/stations?" + q).status_code == 200
+    assert redis_cli("HLEN", "transitd:stations") == "2", redis_cli("HKEYS", "transitd:stations")
+    for q in ("origin=Funza", "origin=funza", "origin=206", "origin=0206"):
+        assert requests.get(base + V1 + "/rail/runs?" + q).status_code == 200
+    assert redis_cli("HLEN", "transitd:rail:runs") == "2", redis_cli("HKEYS", "transitd:rail:runs")
+
+
+def test_names_fold_alike_in_c_and_sql(db):
+    assert db_scalar(db, "SELECT fold_name(%s)", "ÁÉÍÓÚÑÜ àéíóúñü Çç Øø Ÿ ÿ Æ ß Kennedy ") == \
+        "aeiounu aeiounu cc oo Ÿ y Æ ß kennedy "
+
+
+def test_failed_fill_gives_its_lease_back(base):
+    for path, key in ((V1 + "/stations/99999999", "transitd:lease:station:99999999"),
+                      (V1 + "/routes/99999999", "transitd:lease:route:99999999")):
+        r = requests.get(base + path)
+        assert_problem(r, 404, "not-found")
+        assert redis_cli("EXISTS", key) == "0", (key, redis_cli("HGETALL", key))
