@@ -8,3 +8,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
 $$ SELECT translate(s,
        'ABCDEFGHIJKLMNOPQRSTUVWXYZÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöøùúûüýÿ',
        'abcdefghijklmnopqrstuvwxyzaaaaaaceeeeiiiinoooooouuuuyaaaaaaceeeeiiiinoooooouuuuyy') $$;
+
+-- Accounts transitd itself created: 'seed' (seed --demo) or 'admin-env'
+-- (migrate with ADMIN_EMAIL). Provisioning changes only those; an account
+-- someone registered (NULL) is never given a password or a role by it.
+ALTER TABLE users ADD COLUMN provisioned_by text CHECK (provisioned_by IN ('seed', 'admin-env'));
+-- Logins from before this moment end: set when the role or the password
+-- changes. Refresh checks it; access tokens learn it through the revocation list.
+ALTER TABLE users ADD COLUMN sessions_valid_after timestamptz;

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../auth/session.h"
 #include "../core/json.h"
@@ -134,13 +135,13 @@ void auth_refresh(struct request *req, struct worker *w)
 	struct api_error e;
 	const char *old;
 	char refresh[48], fam[48];
-	int64_t user_id = 0;
+	int64_t user_id = 0, login_ms = 0, valid_after_ms = 0;
 	enum role role;
 	if (json_get_str(req->json, "refresh_token", 1, 128, &old, &e)) {
 		reply_problem(req, &e);
 		return;
 	}
-	switch (session_rotate(&w->redis, &req->arena, old, refresh, &user_id, fam)) {
+	switch (session_rotate(&w->redis, &req->arena, old, refresh, &user_id, fam, &login_ms)) {
 	case SESSION_OK:
 		break;
 	case SESSION_UNAVAILABLE:
@@ -156,9 +157,23 @@ void auth_refresh(struct request *req, struct worker *w)
 		reply_problem(req, &e);
 		return;
 	}
-	/* The role is read again: a role changed by an admin applies from here. */
-	if (user_role(&w->primary, &req->arena, user_id, &role, &e) || reply_tokens(req, user_id, role, fam, refresh))
+	/* A login from before a change of role or password is over: the family
+	 * goes, and the user signs in again. */
+	if (user_role(&w->primary, &req->arena, user_id, &role, &valid_after_ms, &e)) {
 		reply_problem(req, &e);
+		return;
+	}
+	if (login_ms < valid_after_ms) {
+		session_revoke(&w->redis, &req->arena, fam, "-", time(NULL) + 1);
+		security_event(req, "refresh-after-credentials-change", "login ended by a role or password change");
+		api_fail(&e, "unauthorized", "this login ended when the account's role or password changed; log in again");
+		reply_problem(req, &e);
+		return;
+	}
+	if (reply_tokens(req, user_id, role, fam, refresh)) {
+		api_fail(&e, "internal", "the token could not be signed");
+		reply_problem(req, &e);
+	}
 }
 
 void auth_logout(struct request *req, struct worker *w)

@@ -27,6 +27,7 @@ struct principal {
 	int64_t user_id;
 	enum role role;
 	int64_t exp;
+	int64_t issued_ms; /* the "ims" claim (iat in ms for older tokens) */
 	char jti[48];
 	char fam[48];
 };
@@ -38,6 +39,10 @@ enum role role_parse(const char *s);
 /* Start-up: keeps cfg (secret, TTLs). -1 with a message when the secret is
  * refused by auth_secret_check. */
 int auth_configure(const struct config *cfg, char *err, size_t errlen);
+
+/* Commands that sign nothing (migrate, seed) but publish revocations: the
+ * token lifetimes of cfg. */
+void auth_configure_ttls(const struct config *cfg);
 
 #define AUTH_SECRET_MIN_BYTES 32
 #define AUTH_SECRET_MIN_BITS 128
@@ -71,9 +76,12 @@ enum token_result { TOKEN_OK, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TOKEN
  * is not current (Redis unreachable) and auth fails closed. */
 enum token_result token_verify(const char *token, struct principal *p);
 
-/* The local revocation list. Entries are "j:<jti>" or "f:<family>", dropped
- * after their expiry (unix seconds). */
+/* The local revocation list. Entries are "j:<jti>", "f:<family>" or
+ * "u:<user>:<cut-off ms>" (every token of the user issued before the
+ * cut-off), dropped after their expiry (unix seconds). */
 void revocation_add(const char *entry, int64_t exp);
+/* The latest cut-off (unix ms) of the user's tokens, 0 for none. */
+int64_t revocation_user_cutoff(int64_t user_id);
 int revocation_has(const char *entry);
 /* Whether the list is known to be current (set by the subscriber). */
 void revocation_set_current(int current);

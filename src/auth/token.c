@@ -12,8 +12,14 @@
 #include "auth.h"
 #include "../core/banned.h"
 
-static const struct config *cfg;
+static const struct config *cfg;      /* set once the secret is accepted */
+static const struct config *ttl_cfg;  /* token lifetimes, also known to commands */
 static size_t secret_len;
+
+void auth_configure_ttls(const struct config *c)
+{
+	ttl_cfg = c;
+}
 
 /* Pieces of the placeholders people paste from examples and never change. */
 static const char *const placeholders[] = {
@@ -94,18 +100,19 @@ int auth_configure(const struct config *c, char *err, size_t errlen)
 	if (auth_secret_check(c->jwt_secret, err, errlen))
 		return -1;
 	cfg = c;
+	ttl_cfg = c;
 	secret_len = strlen(c->jwt_secret);
 	return 0;
 }
 
 int64_t auth_access_ttl(void)
 {
-	return cfg ? cfg->access_token_ttl_s : 1800;
+	return ttl_cfg ? ttl_cfg->access_token_ttl_s : 1800;
 }
 
 int64_t auth_refresh_ttl(void)
 {
-	return cfg ? cfg->refresh_token_ttl_s : 604800;
+	return ttl_cfg ? ttl_cfg->refresh_token_ttl_s : 604800;
 }
 
 const char *role_name(enum role r)
@@ -142,7 +149,10 @@ char *token_issue(int64_t user_id, enum role role, const char *fam, char jti_out
 {
 	jwt_t *jwt;
 	char sub[24], jti[48];
-	time_t now = time(NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	time_t now = ts.tv_sec;
+	long ims = (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (jwt_new(&jwt))
 		return NULL;
 	token_random(jti);
@@ -153,7 +163,8 @@ char *token_issue(int64_t user_id, enum role role, const char *fam, char jti_out
 	if (!jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret, (int)secret_len) &&
 	    !jwt_add_grant(jwt, "sub", sub) && !jwt_add_grant(jwt, "role", role_name(role)) &&
 	    !jwt_add_grant_int(jwt, "iat", (long)now) && !jwt_add_grant_int(jwt, "exp", (long)*exp_out) &&
-	    !jwt_add_grant(jwt, "jti", jti_out) && !jwt_add_grant(jwt, "fam", fam))
+	    !jwt_add_grant(jwt, "jti", jti_out) && !jwt_add_grant(jwt, "fam", fam) &&
+	    !jwt_add_grant_int(jwt, "ims", ims))
 		out = jwt_encode_str(jwt);
 	jwt_free(jwt);
 	return out;
@@ -205,7 +216,15 @@ enum token_result token_verify(const char *token, struct principal *p)
 	if (errno)
 		goto out;
 	p->exp = jwt_get_grant_int(jwt, "exp");
-	if (errno || parse_int64(sub, 1, INT64_MAX, &p->user_id) || !(p->role = role_parse(role)))
+	if (errno)
+		goto out;
+	/* Issued at, in ms: tokens from before the "ims" claim use iat. */
+	p->issued_ms = jwt_get_grant_int(jwt, "ims");
+	if (errno) {
+		errno = 0;
+		p->issued_ms = (int64_t)iat * 1000;
+	}
+	if (parse_int64(sub, 1, INT64_MAX, &p->user_id) || !(p->role = role_parse(role)))
 		goto out;
 	time_t now = time(NULL);
 	if (p->exp <= now) {
@@ -222,7 +241,7 @@ out:
 	snprintf(jti_entry, sizeof(jti_entry), "j:%s", p->jti);
 	snprintf(fam_entry, sizeof(fam_entry), "f:%s", p->fam);
 	int jti = revocation_has(jti_entry), fam = revocation_has(fam_entry);
-	if (jti == 1 || fam == 1)
+	if (jti == 1 || fam == 1 || p->issued_ms < revocation_user_cutoff(p->user_id))
 		return TOKEN_REVOKED;
 	if (jti < 0 || fam < 0)
 		return TOKEN_UNVERIFIABLE;

@@ -2,13 +2,18 @@
 import base64
 import datetime
 import hashlib
+import json
 import os
 import re
+import socket
+import time
+import uuid
 
+import psycopg2
 import pytest
 import requests
 
-from conftest import ROOT, assert_problem, db_scalar, flush_cache, free_port, raw_request, redis_cli, run_bin
+from conftest import DATABASE_URL, ROOT, assert_problem, db_rows, db_scalar, flush_cache, free_port, parse_response, poll, raw_request, read_response, redis_cli, run_bin
 
 V1 = "/api/v1"
 
@@ -130,3 +135,106 @@ def test_failed_fill_gives_its_lease_back(base):
         r = requests.get(base + path)
         assert_problem(r, 404, "not-found")
         assert redis_cli("EXISTS", key) == "0", (key, redis_cli("HGETALL", key))
+
+
+# ------------------------------------------------------------ account takeover before provisioning
+
+@pytest.fixture
+def fresh_db():
+    """An empty database of its own on the test PostgreSQL, migrated: the
+    state before anyone ran `seed` or set ADMIN_EMAIL."""
+    name = "transitd_takeover_%d" % os.getpid()
+    admin = psycopg2.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS %s" % name)
+        cur.execute("CREATE DATABASE %s" % name)
+    url = DATABASE_URL.rsplit("/", 1)[0] + "/" + name
+    assert run_bin("migrate", env={"DATABASE_URL": url}).returncode == 0
+    yield url
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+    admin.close()
+
+
+def takeover_server(spawn, url):
+    prefix = "takeover-%s:" % uuid.uuid4().hex[:8]
+    s = spawn(DATABASE_URL=url, CACHE_PREFIX=prefix)
+    s.prefix = prefix
+    return s
+
+
+def register_as(base, email, password="stranger-password-1"):
+    r = requests.post(base + V1 + "/auth/register", json={
+        "email": email, "password": password, "first_name": "Mallory", "last_name": "X"})
+    assert r.status_code == 201, r.text
+    r = requests.post(base + V1 + "/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_seed_never_elevates_an_account_it_did_not_create(spawn, fresh_db):
+    s = takeover_server(spawn, fresh_db)
+    stolen = {e: register_as(s.url, e) for e in ("admin@transitd.local", "rider@transitd.local")}
+    out = run_bin("seed", "--demo", env={"DATABASE_URL": fresh_db}, timeout=120)
+    assert out.returncode == 0, out
+    assert "admin@transitd.local" in out.stderr
+    conn = psycopg2.connect(fresh_db)
+    conn.autocommit = True
+    try:
+        roles = dict(db_rows(conn, "SELECT email, role FROM users WHERE email LIKE '%%@transitd.local'"))
+        assert roles["admin@transitd.local"] == "rider"
+        assert roles["operator@transitd.local"] == "operator"  # created by the seed: a demo account
+        # The demo rider's cards (and their money) do not go to the stranger.
+        owners = db_rows(conn, "SELECT c.card_id FROM cards c JOIN users u USING (user_id)"
+                               " WHERE u.email = 'rider@transitd.local'")
+        assert owners == []
+    finally:
+        conn.close()
+    # The stranger's password still works and the demo one does not; refresh stays a rider.
+    r = requests.post(s.url + V1 + "/auth/login", json={"email": "admin@transitd.local",
+                                                         "password": "admin-change-me"})
+    assert r.status_code == 401
+    r = requests.post(s.url + V1 + "/auth/refresh", json={"refresh_token": stolen["admin@transitd.local"]["refresh_token"]})
+    assert r.status_code == 200, r.text
+    claims = json.loads(base64.urlsafe_b64decode(r.json()["access_token"].split(".")[1] + "=="))
+    assert claims["role"] == "rider"
+
+
+def test_admin_email_of_a_registered_account_is_refused(spawn, fresh_db):
+    s = takeover_server(spawn, fresh_db)
+    stolen = register_as(s.url, "boss@transitd.test")
+    out = run_bin("migrate", env={"DATABASE_URL": fresh_db, "ADMIN_EMAIL": "boss@transitd.test",
+                                  "ADMIN_PASSWORD": "a-strong-admin-password"})
+    assert out.returncode != 0 and "ADMIN_EMAIL" in out.stderr, out
+    r = requests.post(s.url + V1 + "/auth/refresh", json={"refresh_token": stolen["refresh_token"]})
+    assert r.status_code == 200
+    claims = json.loads(base64.urlsafe_b64decode(r.json()["access_token"].split(".")[1] + "=="))
+    assert claims["role"] == "rider"
+    r = requests.post(s.url + V1 + "/auth/login", json={"email": "boss@transitd.test",
+                                                       "password": "a-strong-admin-password"})
+    assert r.status_code == 401
+
+
+def test_admin_password_change_ends_its_logins(spawn, fresh_db):
+    env = {"DATABASE_URL": fresh_db, "ADMIN_EMAIL": "chief@transitd.test", "ADMIN_PASSWORD": "first-admin-password"}
+    assert run_bin("migrate", env=env).returncode == 0
+    s = takeover_server(spawn, fresh_db)
+    r = requests.post(s.url + V1 + "/auth/login", json={"email": "chief@transitd.test",
+                                                       "password": "first-admin-password"})
+    assert r.status_code == 200
+    old = r.json()
+    me = lambda tok: requests.get(s.url + V1 + "/users/me", headers={"Authorization": "Bearer " + tok})  # noqa: E731
+    # migrate again with the same password: nothing ends
+    assert run_bin("migrate", env=env).returncode == 0
+    assert me(old["access_token"]).status_code == 200
+    # a new password: the old login is over, on access and refresh alike
+    env["ADMIN_PASSWORD"] = "second-admin-password"
+    out = run_bin("migrate", env={**env, "CACHE_PREFIX": s.prefix})
+    assert out.returncode == 0, out
+    assert poll(lambda: me(old["access_token"]).status_code == 401, 5), (out.stderr, redis_cli("ZRANGE", s.prefix + "revoked", "0", "-1", "WITHSCORES"))
+    assert requests.post(s.url + V1 + "/auth/refresh", json={"refresh_token": old["refresh_token"]}).status_code == 401
+    r = requests.post(s.url + V1 + "/auth/login", json={"email": "chief@transitd.test",
+                                                       "password": "second-admin-password"})
+    assert r.status_code == 200
+    assert me(r.json()["access_token"]).status_code == 200
