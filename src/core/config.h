@@ -7,6 +7,8 @@
  */
 #include <stddef.h>
 
+#include "cidr.h"
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 struct config {
@@ -49,6 +51,14 @@ struct config {
 	int http_send_timeout_ms;   /* without progress writing a response */
 	int max_connections;        /* open connections; more are answered 503 */
 	int max_connections_per_client; /* per client address; 0 = no cap */
+	struct cidr trusted_proxies[CIDR_MAX]; /* peers whose Forwarded / X-Forwarded-For count */
+	int ntrusted_proxies;
+	int register_rate_per_address; /* POST /auth/register per minute */
+	int login_slowdown_after;   /* failed logins of an email (15 min) before each waits its turn */
+	int login_slowdown_max_s;   /* the longest such turn */
+	int password_hashers;       /* threads that hash passwords (register, login) */
+	int password_queue;         /* hashes waiting for them before 503 */
+	int max_cards_per_rider;    /* cards a rider may issue for themselves */
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */

@@ -22,6 +22,7 @@
  * so arming, disarming and expiring are O(1). Connections over the global
  * cap are answered 503 and closed, those over the per-address cap 429.
  */
+#include "../core/cidr.h"
 #include <stddef.h>
 
 #include "http.h"
@@ -37,6 +38,8 @@ struct evloop_config {
 	int send_timeout_ms;
 	int max_connections;     /* open connections, all threads */
 	int max_per_client;      /* open connections per client address; 0 = no cap */
+	const struct cidr *trusted; /* proxies: exempt from max_per_client, their forwarding headers read */
+	int ntrusted;
 };
 
 struct evloop_ops {

@@ -106,7 +106,9 @@ struct request {
 	const char *idempotency_key;
 	const char *prefer;
 	const char *origin;
-	const char *client;      /* peer address, the rate-limit key without a token */
+	const char *client;      /* the client's address (the peer, or behind a trusted proxy the
+				  * address it forwarded): the rate-limit key without a token */
+	int via_proxy;           /* the peer is a trusted proxy */
 	struct principal *auth;  /* the verified caller, NULL on public routes */
 	struct buf body;
 	int body_too_large;

@@ -14,6 +14,7 @@
 #include "../store/cache.h"
 #include "../store/nearcache.h"
 #include "evloop.h"
+#include "forwarded.h"
 #include "framing.h"
 #include "router.h"
 #include "worker.h"
@@ -173,7 +174,15 @@ static void request_prepare(struct request *req)
 	req->idempotency_key = request_header(req, "Idempotency-Key");
 	req->prefer = request_header(req, "Prefer");
 	req->origin = request_header(req, "Origin");
-	req->client = arena_strdup(&req->arena, req->client ? req->client : "unknown");
+	unsigned char addr[16];
+	if (req->via_proxy &&
+	    forwarded_client(req->headers, req->nheaders, cfg->trusted_proxies, cfg->ntrusted_proxies, addr) == 0) {
+		char *text = arena_alloc(&req->arena, ADDR_TEXT_MAX);
+		addr_format(addr, text);
+		req->client = text;
+	} else {
+		req->client = arena_strdup(&req->arena, req->client ? req->client : "unknown");
+	}
 }
 
 /* Splits the query string; the first occurrence of a name wins. */
@@ -442,6 +451,8 @@ int server_start(const struct config *c, const struct route *table, size_t n)
 		.send_timeout_ms = cfg->http_send_timeout_ms,
 		.max_connections = cfg->max_connections,
 		.max_per_client = cfg->max_connections_per_client,
+		.trusted = cfg->trusted_proxies,
+		.ntrusted = cfg->ntrusted_proxies,
 	};
 	if (evloop_start(&ec, &ops)) {
 		workers_stop();

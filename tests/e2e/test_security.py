@@ -238,3 +238,99 @@ def test_admin_password_change_ends_its_logins(spawn, fresh_db):
                                                        "password": "second-admin-password"})
     assert r.status_code == 200
     assert me(r.json()["access_token"]).status_code == 200
+
+
+# ------------------------------------------------------------ client addresses and login limits
+
+def fresh_window(need_s):
+    left = 60 - time.time() % 60
+    if left < need_s:
+        time.sleep(left + 0.3)
+
+
+def new_account(base):
+    email = "sec-%s@transitd.test" % uuid.uuid4().hex[:12]
+    password = "the-owners-password-%s" % uuid.uuid4().hex[:6]
+    r = requests.post(base + V1 + "/auth/register", json={"email": email, "password": password,
+                                                         "first_name": "Ana", "last_name": "B"})
+    assert r.status_code == 201, r.text
+    return email, password
+
+
+def login_from(url, address, email, password, header="X-Forwarded-For"):
+    value = address if header == "X-Forwarded-For" else 'for="%s"' % address
+    return requests.post(url + V1 + "/auth/login", json={"email": email, "password": password},
+                         headers={header: value}, timeout=30)
+
+
+def test_forwarded_address_is_the_client_only_behind_a_trusted_proxy(base, spawn):
+    email, _ = new_account(base)
+    for trusted in (True, False):
+        env = dict(LOGIN_RATE_PER_ADDRESS=3, LOGIN_RATE_PER_EMAIL=100,
+                   CACHE_PREFIX="px-%s:" % uuid.uuid4().hex[:8])
+        if trusted:
+            env["TRUSTED_PROXIES"] = "10.0.0.0/8, 127.0.0.1/32, ::1"
+        s = spawn(**env)
+        fresh_window(15)
+        for _ in range(3):
+            assert login_from(s.url, "198.51.100.7", email, "wrong-password").status_code == 401
+        assert_problem(login_from(s.url, "198.51.100.7", email, "wrong-password"), 429, "rate-limited")
+        other = login_from(s.url, "203.0.113.9", email, "wrong-password")
+        v6 = login_from(s.url, "[2001:db8::7]:4711", email, "wrong-password", header="Forwarded")
+        if trusted:
+            # each address has its own budget; a client cannot pick its own by
+            # prepending addresses: the proxy's entry (the rightmost) counts
+            assert other.status_code == 401, other.text
+            assert v6.status_code == 401, v6.text
+            spoof = login_from(s.url, "203.0.113.9, 198.51.100.7", email, "wrong-password")
+            assert_problem(spoof, 429, "rate-limited")
+        else:
+            # without TRUSTED_PROXIES the headers are the client's word: ignored
+            assert_problem(other, 429, "rate-limited")
+            assert_problem(v6, 429, "rate-limited")
+
+
+def test_a_stranger_cannot_lock_the_owner_out(base, spawn):
+    s = spawn(TRUSTED_PROXIES="127.0.0.1", LOGIN_RATE_PER_EMAIL=10, LOGIN_RATE_PER_ADDRESS=1000,
+              LOGIN_SLOWDOWN_AFTER=10, LOGIN_SLOWDOWN_MAX=3, CACHE_PREFIX="lock-%s:" % uuid.uuid4().hex[:8])
+    email, password = new_account(base)
+    fresh_window(25)
+    statuses = [login_from(s.url, "198.51.100.66", email, "guess-%d" % i).status_code for i in range(14)]
+    assert statuses[:10] == [401] * 10 and set(statuses[10:]) == {429}, statuses
+    # the owner, elsewhere, gets in after at most one short turn
+    deadline = time.time() + 8
+    while True:
+        r = login_from(s.url, "203.0.113.20", email, password)
+        if r.status_code == 200:
+            break
+        assert_problem(r, 429, "rate-limited")
+        assert int(r.headers["Retry-After"]) <= 3, r.headers
+        assert time.time() < deadline, "the owner was locked out"
+        time.sleep(int(r.headers["Retry-After"]))
+    # a distributed guesser, one try per address, is slowed down: turns, not a free run
+    answers = [login_from(s.url, "192.0.2.%d" % i, email, "guess").status_code for i in range(1, 30)]
+    assert answers.count(401) <= 13, answers
+
+
+def test_trusted_proxy_is_not_capped_per_address(spawn, server):
+    for trusted in (True, False):
+        env = dict(MAX_CONNECTIONS_PER_CLIENT=2)
+        if trusted:
+            env["TRUSTED_PROXIES"] = "127.0.0.0/8"
+        s = spawn(**env)
+        socks = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(4)]
+        try:
+            statuses = []
+            for sock in socks:
+                sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+                statuses.append(parse_response(read_response(sock, 5))[0])
+            assert statuses == ([200] * 4 if trusted else [200, 200, 429, 429]), (trusted, statuses)
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def test_trusted_proxies_must_parse(database):
+    for bad in ("10.0.0.0/33", "banana", "10.1.2.3/8", "::1/129"):
+        out = run_bin("serve", env={"TRUSTED_PROXIES": bad, "PORT": str(free_port())})
+        assert out.returncode == 2 and "TRUSTED_PROXIES" in out.stderr, (bad, out)
