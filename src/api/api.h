@@ -57,6 +57,7 @@ void card_unblock(struct request *req, struct worker *w);
 
 /* auth.c */
 void auth_api_configure(const struct config *cfg);
+void auth_register_prepare(struct request *req, struct worker *w);
 void auth_register(struct request *req, struct worker *w);
 void auth_login(struct request *req, struct worker *w);
 void auth_refresh(struct request *req, struct worker *w);

@@ -39,17 +39,28 @@ static const char *normalize_email(struct arena *a, const char *email)
 	return out;
 }
 
-void auth_register(struct request *req, struct worker *w)
+/* What registration's first stage leaves for the second. */
+struct registration {
+	struct new_user user;
+	char hash[128];
+};
+
+/* On the password pool: the per-address budget, the fields, the hash. The
+ * worker that runs auth_register then only writes the row. */
+void auth_register_prepare(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	const char *email, *password, *first, *last;
+	if (ratelimit_check(req, &w->redis, "register-address", req->client, cfg->register_rate_per_address))
+		return;
 	if (json_get_str(req->json, "email", 1, 254, &email, &e) ||
 	    json_get_str(req->json, "password", 1, PASSWORD_MAX, &password, &e) ||
 	    json_get_str(req->json, "first_name", 1, 100, &first, &e) ||
 	    json_get_str(req->json, "last_name", 1, 100, &last, &e))
 		goto fail;
-	struct new_user u = { normalize_email(&req->arena, email), first, last, NULL };
-	if (!u.email) {
+	struct registration *reg = arena_zalloc(&req->arena, sizeof(*reg));
+	reg->user = (struct new_user){ normalize_email(&req->arena, email), first, last, NULL };
+	if (!reg->user.email) {
 		api_fail_field(&e, "email", "must be an email address");
 		goto fail;
 	}
@@ -57,19 +68,28 @@ void auth_register(struct request *req, struct worker *w)
 		api_fail_field(&e, "password", "must be at least %d characters", PASSWORD_MIN);
 		goto fail;
 	}
-	char hash[128];
-	if (password_hash(password, hash)) {
+	if (password_hash(password, reg->hash)) {
 		api_fail(&e, "unavailable", "the server is short of memory; retry shortly");
+		e.retry_after = 1;
 		goto fail;
 	}
-	u.password_hash = hash;
-	if (user_create(&w->primary, &req->arena, &u, reply(req, 201), &e))
-		goto fail;
-	const char *keys[] = { "analytics:users:count" };
-	cache_invalidate(&w->redis, &req->arena, keys, 1);
+	reg->user.password_hash = reg->hash;
+	req->stage = reg;
 	return;
 fail:
 	reply_problem(req, &e);
+}
+
+void auth_register(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	struct registration *reg = req->stage;
+	if (user_create(&w->primary, &req->arena, &reg->user, reply(req, 201), &e)) {
+		reply_problem(req, &e);
+		return;
+	}
+	const char *keys[] = { "analytics:users:count" };
+	cache_invalidate(&w->redis, &req->arena, keys, 1);
 }
 
 /* Writes the token pair of a login. */

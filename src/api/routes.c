@@ -8,6 +8,9 @@
 
 #define V1 "/api/v1"
 
+/* A row names the fields it uses; those after them (prepare) are NULL. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 const struct route api_routes[] = {
 	/* health, metrics, docs */
 	{ METHOD_GET, "/health", health_status, ROUTE_INLINE, 0, NULL, "service status" },
@@ -42,7 +45,8 @@ const struct route api_routes[] = {
 	{ METHOD_PATCH, V1 "/alerts/{alert_id}", alerts_end, ROUTE_JSON_BODY, ROLE_ADMIN, NULL, "end an alert" },
 
 	/* auth and users */
-	{ METHOD_POST, V1 "/auth/register", auth_register, ROUTE_JSON_BODY, 0, NULL, "create a rider account" },
+	{ METHOD_POST, V1 "/auth/register", auth_register, ROUTE_JSON_BODY, 0, NULL, "create a rider account",
+	  auth_register_prepare },
 	{ METHOD_POST, V1 "/auth/login", auth_login, ROUTE_JSON_BODY, 0, NULL, "log in: access and refresh tokens" },
 	{ METHOD_POST, V1 "/auth/refresh", auth_refresh, ROUTE_JSON_BODY, 0, NULL, "rotate the refresh token" },
 	{ METHOD_POST, V1 "/auth/logout", auth_logout, 0, ROLE_ANY, NULL, "revoke this login's tokens" },

@@ -53,6 +53,10 @@ struct route {
 	unsigned roles; /* enum role bits allowed; 0 = public */
 	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
 	const char *summary;              /* one line, for `transitd routes` */
+	/* CPU-heavy first stage (a password hash), run on the password pool
+	 * (hashpool.h) before the handler; it may answer, or leave its work in
+	 * req->stage for the handler. NULL for almost every route. */
+	route_handler prepare;
 };
 
 #define REQUEST_MAX_IDS 3
@@ -114,6 +118,7 @@ struct request {
 	int body_too_large;
 	int bad_path;            /* the raw path holds %00 */
 	json_t *json;         /* parsed body for ROUTE_JSON_BODY routes */
+	void *stage;          /* what route->prepare left for the handler (in the arena) */
 	const char *cache_key;   /* Redis key when route->cache is set */
 	const char *cache_field; /* hash field of the variant, or NULL */
 	const char *near_key;    /* near-cache key, NULL when not cacheable */

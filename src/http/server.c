@@ -16,6 +16,7 @@
 #include "evloop.h"
 #include "forwarded.h"
 #include "framing.h"
+#include "hashpool.h"
 #include "router.h"
 #include "worker.h"
 #include "../core/banned.h"
@@ -385,6 +386,14 @@ static int dispatch(struct request *req)
 		req->route->handler(req, NULL);
 		return 0;
 	}
+	if (req->route->prepare) {
+		if (hashpool_submit(req)) {
+			fail(req, "unavailable", "%s", "too many requests are waiting for a password hash; retry shortly");
+			reply_header(req, "Retry-After", "1");
+			return 0;
+		}
+		return 1;
+	}
 	if (req->route->cache) {
 		if (make_cache_key(req))
 			return 0;
@@ -439,6 +448,10 @@ int server_start(const struct config *c, const struct route *table, size_t n)
 	framing_setup();
 	if (workers_start(cfg, evloop_resume))
 		return -1;
+	if (hashpool_start(cfg, evloop_resume)) {
+		workers_stop();
+		return -1;
+	}
 	static const struct evloop_ops ops = { dispatch, finish, complete };
 	struct evloop_config ec = {
 		.bind = cfg->bind,
@@ -455,6 +468,7 @@ int server_start(const struct config *c, const struct route *table, size_t n)
 		.ntrusted = cfg->ntrusted_proxies,
 	};
 	if (evloop_start(&ec, &ops)) {
+		hashpool_stop();
 		workers_stop();
 		return -1;
 	}
@@ -475,7 +489,9 @@ void server_stop(int timeout_s)
 	int left = server_inflight();
 	if (left)
 		log_msg(LOG_WARN, "shutdown: %d requests still in flight after %d s", left, timeout_s);
-	/* Workers first: after this no request is with a worker. */
+	/* The password pool hands on to workers, so it goes first; after the
+	 * workers no request is away from its I/O thread. */
+	hashpool_stop();
 	workers_stop();
 	evloop_stop();
 }

@@ -1,5 +1,6 @@
 """Findings of the security audit (issue 14): each test failed before its fix."""
 import base64
+from concurrent.futures import ThreadPoolExecutor
 import datetime
 import hashlib
 import json
@@ -334,3 +335,44 @@ def test_trusted_proxies_must_parse(database):
     for bad in ("10.0.0.0/33", "banana", "10.1.2.3/8", "::1/129"):
         out = run_bin("serve", env={"TRUSTED_PROXIES": bad, "PORT": str(free_port())})
         assert out.returncode == 2 and "TRUSTED_PROXIES" in out.stderr, (bad, out)
+
+
+# ------------------------------------------------------------ registration
+
+def test_registration_has_a_per_address_budget(spawn):
+    s = spawn(REGISTER_RATE_PER_ADDRESS=3, CACHE_PREFIX="reg-%s:" % uuid.uuid4().hex[:8])
+    fresh_window(15)
+    for i in range(3):
+        new_account(s.url)
+    r = requests.post(s.url + V1 + "/auth/register", json={
+        "email": "one-more-%s@transitd.test" % uuid.uuid4().hex[:8], "password": "long-enough-password",
+        "first_name": "A", "last_name": "B"})
+    assert_problem(r, 429, "rate-limited")
+    assert "register-address" in r.headers["RateLimit-Policy"] and int(r.headers["Retry-After"]) >= 1
+
+
+def test_registration_burst_does_not_take_the_workers(spawn):
+    """Hashes run on a pool of their own: when it is full, registrations get
+    503 + Retry-After, and other routes keep their workers."""
+    s = spawn(WORKERS=2, PASSWORD_HASHERS=1, PASSWORD_QUEUE=2, REGISTER_RATE_PER_ADDRESS=100000)
+
+    def register(i):
+        return requests.post(s.url + V1 + "/auth/register", timeout=60, json={
+            "email": "burst-%d-%s@transitd.test" % (i, uuid.uuid4().hex[:8]),
+            "password": "long-enough-password", "first_name": "A", "last_name": "B"})
+
+    with ThreadPoolExecutor(48) as pool:
+        burst = [pool.submit(register, i) for i in range(96)]
+        time.sleep(0.2)
+        slowest = 0.0
+        for _ in range(10):
+            t0 = time.time()
+            assert requests.get(s.url + "/health/db", timeout=10).status_code == 200
+            slowest = max(slowest, time.time() - t0)
+        statuses = [f.result().status_code for f in burst]
+    assert slowest < 0.5, "a worker route waited %.2f s behind registrations" % slowest
+    assert set(statuses) <= {201, 503}, statuses
+    assert statuses.count(201) >= 1 and statuses.count(503) >= 1, statuses
+    busy = next(f.result() for f in burst if f.result().status_code == 503)
+    assert_problem(busy, 503, "unavailable")
+    assert busy.headers["Retry-After"] == "1"
