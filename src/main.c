@@ -233,6 +233,7 @@ static int cmd_serve(struct config *cfg)
 	revocation_fail_open(cfg->auth_fail_open);
 	ratelimit_configure(cfg->rate_limit_fail_closed);
 	auth_api_configure(cfg);
+	cards_api_configure(cfg);
 
 	/* Signals go to this thread only: every thread started below inherits the mask. */
 	sigset_t stop;

@@ -46,6 +46,7 @@ void alerts_end(struct request *req, struct worker *w);
 
 /* cards.c */
 extern struct cache_family family_card_balance, family_card_history;
+void cards_api_configure(const struct config *cfg);
 void cards_create(struct request *req, struct worker *w);
 void card_get_one(struct request *req, struct worker *w);
 void card_balance_get(struct request *req, struct worker *w);

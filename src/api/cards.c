@@ -14,6 +14,13 @@
 
 static const char *const page_query[] = { "limit", "cursor", NULL };
 
+static const struct config *cfg;
+
+void cards_api_configure(const struct config *c)
+{
+	cfg = c;
+}
+
 static int normalize_page(struct request *req, const char **v, struct api_error *err)
 {
 	return query_page_canonical(req, &v[0], &v[1], err);
@@ -88,8 +95,12 @@ void cards_create(struct request *req, struct worker *w)
 		reply_problem(req, &e);
 		return;
 	}
-	/* A rider's card is the rider's own; staff may issue anonymous cards. */
+	/* A rider's card is the rider's own, and a rider holds a limited number
+	 * of them (each could ride on credit); staff may issue anonymous cards,
+	 * and replacements beyond the cap. */
+	int cap = 0;
 	if (req->auth->role == ROLE_RIDER) {
+		cap = cfg->max_cards_per_rider;
 		if (given && user_id != req->auth->user_id) {
 			api_fail(&e, "forbidden", "riders issue cards for themselves only");
 			reply_problem(req, &e);
@@ -97,9 +108,9 @@ void cards_create(struct request *req, struct worker *w)
 		}
 		user_id = req->auth->user_id;
 	}
-	if (idem_begin(&im, req, &w->primary, 0))
+	if (idem_begin(&im, req, &w->primary, cap > 0))
 		return;
-	if (card_create(&w->primary, &req->arena, user_id, reply(req, 201), &e)) {
+	if (card_create(&w->primary, &req->arena, user_id, cap, reply(req, 201), &e)) {
 		idem_abort(&im);
 		reply_problem(req, &e);
 		return;

@@ -376,3 +376,92 @@ def test_registration_burst_does_not_take_the_workers(spawn):
     busy = next(f.result() for f in burst if f.result().status_code == 503)
     assert_problem(busy, 503, "unavailable")
     assert busy.headers["Retry-After"] == "1"
+
+
+# ------------------------------------------------------------ credit and cards per person
+
+ROUTE = 17  # an active trunk route of the demo network
+
+
+def route_stops(base):
+    r = requests.get(base + V1 + "/routes/%d" % ROUTE)
+    assert r.status_code == 200, r.text
+    return [s["station_id"] for s in r.json()["stops"] if s.get("is_active", True)]
+
+
+def staff_card(base, operator, user_id):
+    r = requests.post(base + V1 + "/cards", json={"user_id": user_id}, headers=operator)
+    assert r.status_code == 201, r.text
+    return r.json()["card_id"]
+
+
+def board(base, headers, card_id, station):
+    return requests.post(base + V1 + "/trips/start", headers=headers, timeout=30, json={
+        "card_id": card_id, "route_id": ROUTE, "boarding_station_id": station})
+
+
+def assert_balanced(db, cards):
+    for card in cards:
+        bal, total = db_rows(db, "SELECT c.balance, coalesce((SELECT sum(amount) FROM card_ledger l"
+                                 " WHERE l.card_id = c.card_id), 0) FROM cards c WHERE card_id = %s", card)[0]
+        assert bal == total, (card, bal, total)
+
+
+def test_credit_trips_are_counted_per_person(base, operator, db):
+    """Two trips on credit per person: a rider's third card rode free before."""
+    _, _, uid = register_rider(base)
+    first, last = route_stops(base)[0], route_stops(base)[-1]
+    cards = [staff_card(base, operator, uid) for _ in range(3)]
+    for card in cards[:2]:
+        r = board(base, operator, card, first)
+        assert r.status_code == 201 and r.json()["on_credit"] is True, r.text
+        end = requests.post(base + V1 + "/trips/end", headers=operator,
+                            json={"trip_id": r.json()["trip_id"], "disembarking_station_id": last})
+        assert end.status_code == 200, end.text
+    r = board(base, operator, cards[2], first)
+    assert_problem(r, 402, "insufficient-balance")
+    # a recharge of one card repays its credit; the person may ride on credit once more
+    r = requests.post(base + V1 + "/cards/recharge", headers=operator, json={"card_id": cards[0], "amount": 3200})
+    assert r.status_code == 201, r.text
+    r = board(base, operator, cards[2], first)
+    assert r.status_code == 201 and r.json()["on_credit"] is True, r.text
+    assert_balanced(db, cards)
+
+
+def test_concurrent_credit_on_two_cards_is_taken_once(base, operator, db):
+    _, _, uid = register_rider(base)
+    first, last = route_stops(base)[0], route_stops(base)[-1]
+    cards = [staff_card(base, operator, uid) for _ in range(3)]
+    r = board(base, operator, cards[0], first)
+    assert r.status_code == 201 and r.json()["on_credit"] is True, r.text
+    with ThreadPoolExecutor(2) as pool:
+        rs = list(pool.map(lambda c: board(base, operator, c, first), cards[1:]))
+    assert sorted(r.status_code for r in rs) == [201, 402], [r.text for r in rs]
+    assert db_scalar(db, "SELECT sum(credit_trips_used) FROM cards WHERE user_id = %s", uid) == 2
+    assert_balanced(db, cards)
+
+
+def register_rider(base):
+    email, password = new_account(base)
+    r = requests.post(base + V1 + "/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    tok = r.json()["access_token"]
+    me = requests.get(base + V1 + "/users/me", headers={"Authorization": "Bearer " + tok}).json()
+    return {"Authorization": "Bearer " + tok}, email, me["user_id"]
+
+
+def test_riders_hold_a_limited_number_of_cards(spawn, operator):
+    s = spawn(MAX_CARDS_PER_RIDER=3)
+    headers, _, uid = register_rider(s.url)
+    with ThreadPoolExecutor(8) as pool:
+        rs = list(pool.map(lambda _: requests.post(s.url + V1 + "/cards", json={}, headers=headers, timeout=30),
+                           range(8)))
+    assert sorted(r.status_code for r in rs) == [201] * 3 + [409] * 5, [r.text for r in rs]
+    limited = next(r for r in rs if r.status_code == 409)
+    assert_problem(limited, 409, "card-limit")
+    # blocking one does not make room; staff may still issue a replacement
+    card = next(r for r in rs if r.status_code == 201).json()["card_id"]
+    assert requests.post(s.url + V1 + "/cards/%d/block" % card, headers=headers).status_code == 200
+    assert_problem(requests.post(s.url + V1 + "/cards", json={}, headers=headers), 409, "card-limit")
+    r = requests.post(s.url + V1 + "/cards", json={"user_id": uid}, headers=operator)
+    assert r.status_code == 201, r.text
