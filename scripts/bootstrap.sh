@@ -9,6 +9,7 @@ packages=(
   libjwt-dev uuid-dev libcmocka-dev
   postgresql redis-server
   python3-pytest python3-requests python3-psycopg2
+  clang libfuzzer-14-dev
   npm
 )
 if [ "${1:-}" = "--bench" ]; then

@@ -130,6 +130,12 @@ struct request {
 /* The first value of header name (any case), or NULL. */
 const char *request_header(const struct request *req, const char *name);
 
+#define MAX_QUERY_PARAMS 32
+/* Splits req->query_string into req->query (percent-decoded, '+' as a
+ * space; the first occurrence of a name wins; at most MAX_QUERY_PARAMS).
+ * A name or value holding an encoded NUL sets req->bad_query. */
+void request_parse_query(struct request *req);
+
 /* The value of query parameter name, or NULL. */
 const char *request_query(const struct request *req, const char *name);
 

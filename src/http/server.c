@@ -21,7 +21,6 @@
 #include "worker.h"
 #include "../core/banned.h"
 
-#define MAX_QUERY_PARAMS 32
 
 static const struct config *cfg;
 static const struct route *routes;
@@ -186,38 +185,6 @@ static void request_prepare(struct request *req)
 	}
 }
 
-/* Splits the query string; the first occurrence of a name wins. */
-static void parse_query(struct request *req)
-{
-	req->query = arena_alloc(&req->arena, MAX_QUERY_PARAMS * sizeof(*req->query));
-	const char *p = req->query_string;
-	while (p && *p && req->nquery < MAX_QUERY_PARAMS) {
-		size_t n = strcspn(p, "&");
-		size_t klen = strcspn(p, "=");
-		if (klen > n)
-			klen = n;
-		if (klen) {
-			size_t kl, vl = 0;
-			char *key = framing_decode(&req->arena, p, klen, 1, &kl);
-			char *value = klen < n ? framing_decode(&req->arena, p + klen + 1, n - klen - 1, 1, &vl)
-					       : arena_strdup(&req->arena, "");
-			/* A NUL inside a name or value would cut it short without anyone noticing. */
-			if (strlen(key) != kl || strlen(value) != vl) {
-				req->bad_query = key;
-				return;
-			}
-			if (!request_query(req, key)) {
-				req->query[req->nquery].name = key;
-				req->query[req->nquery].value = value;
-				req->nquery++;
-			}
-		}
-		p += n;
-		if (*p == '&')
-			p++;
-	}
-}
-
 static void fail(struct request *req, const char *slug, const char *fmt, const char *arg)
 {
 	struct api_error e;
@@ -364,7 +331,7 @@ static int dispatch(struct request *req)
 		fail(req, "payload-too-large", "the body exceeds the limit of %s bytes", limit);
 		return 0;
 	}
-	parse_query(req);
+	request_parse_query(req);
 	if (req->bad_query) {
 		api_fail_field(&e, req->bad_query, "must not contain a NUL character");
 		reply_problem(req, &e);
