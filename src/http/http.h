@@ -133,7 +133,8 @@ const char *request_header(const struct request *req, const char *name);
 #define MAX_QUERY_PARAMS 32
 /* Splits req->query_string into req->query (percent-decoded, '+' as a
  * space; the first occurrence of a name wins; at most MAX_QUERY_PARAMS).
- * A name or value holding an encoded NUL sets req->bad_query. */
+ * A name or value holding an encoded NUL or bytes that are not UTF-8 sets
+ * req->bad_query (to the name, or "query" when the name itself is bad). */
 void request_parse_query(struct request *req);
 
 /* The value of query parameter name, or NULL. */

@@ -1,6 +1,7 @@
 /* The query string of a request, split and percent-decoded. */
 #include <string.h>
 
+#include "../core/text.h"
 #include "framing.h"
 #include "http.h"
 #include "../core/banned.h"
@@ -20,9 +21,10 @@ void request_parse_query(struct request *req)
 			char *key = framing_decode(&req->arena, p, klen, 1, &kl);
 			char *value = klen < n ? framing_decode(&req->arena, p + klen + 1, n - klen - 1, 1, &vl)
 					       : arena_strdup(&req->arena, "");
-			/* A NUL inside a name or value would cut it short without anyone noticing. */
-			if (strlen(key) != kl || strlen(value) != vl) {
-				req->bad_query = key;
+			/* A NUL inside a name or value would cut it short without anyone
+			 * noticing; bytes that are not UTF-8 would reach the database. */
+			if (!text_utf8_valid(key, kl) || !text_utf8_valid(value, vl)) {
+				req->bad_query = text_utf8_valid(key, kl) ? key : "query";
 				return;
 			}
 			if (!request_query(req, key)) {

@@ -333,7 +333,7 @@ static int dispatch(struct request *req)
 	}
 	request_parse_query(req);
 	if (req->bad_query) {
-		api_fail_field(&e, req->bad_query, "must not contain a NUL character");
+		api_fail_field(&e, req->bad_query, "must be UTF-8 text without NUL characters");
 		reply_problem(req, &e);
 		return 0;
 	}

@@ -465,3 +465,26 @@ def test_riders_hold_a_limited_number_of_cards(spawn, operator):
     assert_problem(requests.post(s.url + V1 + "/cards", json={}, headers=headers), 409, "card-limit")
     r = requests.post(s.url + V1 + "/cards", json={"user_id": uid}, headers=operator)
     assert r.status_code == 201, r.text
+
+
+# ------------------------------------------------------------ found by the hostile stream
+
+def test_ids_past_the_column_and_bytes_that_are_not_utf8_are_client_errors(base):
+    """A path id past 2^31 on an integer key, and a query value that is not
+    UTF-8, reached PostgreSQL and came back 500."""
+    for path in ("/stations/9223372036854775807", "/routes/2147483648",
+                 "/stations/9223372036854775807/arrivals", "/analytics/stations/4294967296/top-destinations"):
+        r = requests.get(base + V1 + path)
+        assert r.status_code in (404, 422), (path, r.status_code, r.text)
+        assert_problem(r, r.status_code)
+    r = requests.get(base + V1 + "/stations?locality=%C3%A9%ff")
+    assert_problem(r, 422, "validation", field="locality")
+    r = requests.get(base + V1 + "/stations?%ff=1")
+    assert_problem(r, 422, "validation", field="query")
+
+
+def test_a_malformed_version_is_400_and_another_version_505(server):
+    status, _, _, _ = raw_request(server.port, b"GET /livez HTTP/1.1x\r\nHost: a\r\n\r\n")
+    assert status == 400
+    status, _, _, _ = raw_request(server.port, b"GET /livez HTTP/2.0\r\nHost: a\r\n\r\n")
+    assert status == 505
