@@ -11,8 +11,9 @@ seconds=${FUZZ_SECONDS:-60}
 mkdir -p build/fuzz/artifacts
 printf '%-12s %6s %10s %9s %6s %6s %7s\n' harness seconds execs execs/s cov ft corpus
 status=0
-for bin in build/fuzz/fuzz_*; do
-  name=$(basename "$bin")
+for src in tests/fuzz/fuzz_*.c; do
+  name=$(basename "$src" .c)
+  bin=build/fuzz/$name
   short=${name#fuzz_}
   work=build/fuzz/corpus/$name
   log=build/fuzz/$name.log
