@@ -16,7 +16,8 @@ Afterwards, from the database:
   duplicated);
 - ledger = balance on every card; no seat is held by two active bookings;
 - the server recovers without intervention (recovery time: from the end of
-  the fault to the first keyed write answered 2xx).
+  the fault, that is the killed process started again, the dependency back
+  up, or Redis resumed, to the first keyed write answered 2xx).
 
 Prints the table the issue asks for and writes it to FAULTS_REPORT
 (build/faults/report.md by default). Environment: DATABASE_URL, REDIS_URL,
@@ -301,7 +302,7 @@ def main():
     op_h = {"Authorization": "Bearer " + tokens["operator"]}
     # cards of the suite's own, funded so that fares and seats are always paid
     cards = []
-    for _ in range(CLIENTS * 2):
+    for _ in range(CLIENTS * 2 + 1):
         r = requests.post(server.url + V1 + "/cards", json={}, headers=op_h)
         assert r.status_code == 201, r.text
         cards.append(r.json()["card_id"])
@@ -321,7 +322,9 @@ def main():
         baseline[table] = cur.fetchone()[0]
 
     stop = threading.Event()
-    workers = [threading.Thread(target=client, args=(n, server, tokens, cards[1:], stations, runs, stop))
+    # each client has cards of its own: a card's tap-in and tap-out are one client's
+    mine = cards[1:]
+    workers = [threading.Thread(target=client, args=(n, server, tokens, mine[n::CLIENTS], stations, runs, stop))
                for n in range(CLIENTS)]
     for t in workers:
         t.start()
@@ -340,8 +343,9 @@ def main():
 
     def kill_transitd():
         server.kill()
+        restarted = time.time()  # recovery counts transitd's own start-up
         server.start()
-        return time.time()
+        return restarted
 
     def restart_pg():
         services("stop", "pg")
@@ -385,7 +389,11 @@ def main():
         if t.is_alive():
             FAILURES.append("a client never finished its operation")
 
-    # --- the database's word --------------------------------------------------
+    # --- the database's word (a new connection: the first one saw the restart) -
+    db.close()
+    db = psycopg2.connect(os.environ["DATABASE_URL"])
+    db.autocommit = True
+    cur = db.cursor()
     lost = collections.Counter()
     dup = collections.Counter()
     effect_sql = {"recharge": ("recharges", "recharge_id"), "trip": ("trips", "trip_id"),
