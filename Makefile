@@ -1,7 +1,7 @@
 # transitd build. `make` builds build/transitd; `make asan` the sanitizer build;
 # `make run` and `make test` are the README's two commands.
 
-PKGS     := libpq hiredis jansson libsodium libjwt uuid
+PKGS     := libpq hiredis jansson libsodium libjwt uuid librabbitmq
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
@@ -28,7 +28,8 @@ FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_OBJ   := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all asan web unit test run bench bench-app clean fuzz fuzz-build test-faults
+.PHONY: all asan web unit test run cluster test-cluster bench bench-app bench-cluster clean fuzz fuzz-build \
+	test-faults
 
 all: build/transitd web
 
@@ -101,11 +102,20 @@ test:
 run:
 	@bash scripts/run.sh
 
+cluster:
+	@bash scripts/cluster.sh
+
+test-cluster:
+	@bash scripts/test-cluster.sh
+
 bench:
 	@bash bench/run.sh
 
 bench-app:
 	@bash bench/app.sh
+
+bench-cluster:
+	@bash bench/cluster.sh
 
 clean:
 	rm -rf build

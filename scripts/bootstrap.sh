@@ -6,15 +6,16 @@ set -euo pipefail
 packages=(
   build-essential pkg-config
   libhttp-parser-dev zlib1g-dev libpq-dev libhiredis-dev libjansson-dev libsodium-dev
-  libjwt-dev uuid-dev libcmocka-dev
-  postgresql redis-server
-  python3-pytest python3-requests python3-psycopg2
+  libjwt-dev uuid-dev libcmocka-dev librabbitmq-dev
+  postgresql redis-server rabbitmq-server
+  python3-pytest python3-requests python3-psycopg2 python3-pika
   clang libfuzzer-14-dev
   npm
 )
-if [ "${1:-}" = "--bench" ]; then
-  packages+=(wrk nginx-light postgresql-contrib)
-fi
+case "${1:-}" in
+--bench) packages+=(wrk nginx-light postgresql-contrib haproxy) ;;
+--cluster) packages+=(haproxy curl) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -38,7 +39,7 @@ if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>
 fi
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts its own services on install; transitd runs private ones.
-for svc in redis-server postgresql nginx; do
+for svc in redis-server postgresql nginx haproxy rabbitmq-server; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $sudo systemctl stop "$svc" || true
   fi

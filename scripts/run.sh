@@ -13,13 +13,14 @@ make -s all
 source scripts/services.sh
 mkdir -p .run
 
-started_pg="" started_redis="" server=""
+started_pg="" started_redis="" started_rabbitmq="" server=""
 cleanup() {
   trap - EXIT INT TERM
   if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
     kill -TERM "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
   fi
+  [ -n "$started_rabbitmq" ] && rabbitmq_stop "$root/.run/rabbitmq" "${RUN_RABBITMQ_PORT:-15680}"
   [ -n "$started_redis" ] && redis_stop "$root/.run/redis"
   [ -n "$started_pg" ] && pg_stop "$root/.run/pg"
   echo "transitd: stopped"
@@ -36,6 +37,13 @@ if [ -z "${REDIS_URL:-}" ]; then
   started_redis=1
   export REDIS_URL="redis://127.0.0.1:${RUN_REDIS_PORT:-16379}"
 fi
+if [ -z "${AMQP_URL:-}" ]; then
+  # A set AMQP_URL names an external broker; otherwise a private node.
+  rabbitmq_start "$root/.run/rabbitmq" "${RUN_RABBITMQ_PORT:-15680}"
+  started_rabbitmq=1
+  AMQP_URL=$(rabbitmq_url "$root/.run/rabbitmq" "${RUN_RABBITMQ_PORT:-15680}")
+  export AMQP_URL
+fi
 if [ -z "${JWT_SECRET:-}" ]; then
   # One secret per checkout, kept so that tokens survive a restart.
   if [ -f .run/jwt_secret ]; then
@@ -50,6 +58,7 @@ export PORT="${PORT:-8000}"
 (umask 077 && cat >.run/env <<ENV
 DATABASE_URL='$DATABASE_URL'
 REDIS_URL='$REDIS_URL'
+AMQP_URL='$AMQP_URL'
 JWT_SECRET='$JWT_SECRET'
 PORT='$PORT'
 ENV

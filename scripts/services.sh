@@ -127,6 +127,25 @@ CONF
     as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U transitd -d postgres -q -c "CREATE DATABASE transitd"
 }
 
+# pg_replica_start DIR PORT PRIMARY_PORT SLOT: on first use a streaming replica
+# of the primary on PRIMARY_PORT (pg_basebackup -R through the physical
+# replication slot SLOT, created when missing), then start it.
+pg_replica_start() {
+  local dir port=$2 primary=$3 slot=$4 bin data
+  dir=$(pg_absolute "$1")
+  bin=$(pg_bindir)
+  data=$(pg_datadir "$dir")
+  if [ ! -f "$data/PG_VERSION" ]; then
+    as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$primary" -U transitd -d postgres -tAq \
+      -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot'" | grep -q 1 ||
+      as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$primary" -U transitd -d postgres -tAq \
+        -c "SELECT pg_create_physical_replication_slot('$slot')" >/dev/null
+    as_pg_owner "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U transitd -D "$data" -R -S "$slot" \
+      -X stream -c fast
+  fi
+  as_pg_owner "$bin/pg_ctl" -D "$data" -o "-p $port" -l "$data/server.log" -w -t 60 start >/dev/null
+}
+
 pg_stop() {
   local dir=$1
   [ -f "$dir/postmaster.pid" ] || return 0
@@ -164,4 +183,69 @@ redis_stop() {
   kill "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   rm -f "$dir/redis.pid"
+}
+
+# A private RabbitMQ node: data, logs and its Erlang cookie under DIR; AMQP on
+# 127.0.0.1:PORT, its Erlang port mapper on PORT+1 and distribution on
+# PORT+2, so it shares nothing with another node on the machine. It has a
+# user 'transitd' (password in DIR/password) on the vhost 'transitd', and no
+# 'guest' at all.
+rabbitmq_bin=/usr/lib/rabbitmq/bin
+
+# rabbitmq_run DIR PORT CMD...: CMD with the node's environment.
+rabbitmq_run() {
+  local dir=$1 port=$2
+  shift 2
+  HOME=$dir RABBITMQ_NODENAME=transitd-$port@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$((port + 2)) ERL_EPMD_PORT=$((port + 1)) \
+    RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_PID_FILE=$dir/rabbitmq.pid \
+    RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins "$@"
+}
+
+# rabbitmq_ctl DIR PORT ARGS...: rabbitmqctl against the node.
+rabbitmq_ctl() {
+  local dir=$1 port=$2
+  shift 2
+  rabbitmq_run "$dir" "$port" "$rabbitmq_bin/rabbitmqctl" -q -n "transitd-$port@localhost" "$@"
+}
+
+# rabbitmq_start DIR PORT: starts the node (set up on first use).
+rabbitmq_start() {
+  local dir port=$2 password
+  dir=$(pg_absolute "$1")
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  cat >"$dir/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$port
+loopback_users = none
+log.console = false
+log.file.level = warning
+CONF
+  echo "[]." >"$dir/enabled_plugins"
+  rabbitmq_run "$dir" "$port" "$rabbitmq_bin/rabbitmq-server" -detached >/dev/null 2>&1
+  if ! rabbitmq_ctl "$dir" "$port" wait "$dir/rabbitmq.pid" --timeout 90 >/dev/null 2>&1; then
+    echo "RabbitMQ did not start on port $port; see $dir/log" >&2
+    return 1
+  fi
+  [ -f "$dir/password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '\n/+=' >"$dir/password")
+  password=$(cat "$dir/password")
+  rabbitmq_ctl "$dir" "$port" add_vhost transitd >/dev/null 2>&1 || true
+  rabbitmq_ctl "$dir" "$port" add_user transitd "$password" >/dev/null 2>&1 ||
+    rabbitmq_ctl "$dir" "$port" change_password transitd "$password" >/dev/null
+  rabbitmq_ctl "$dir" "$port" set_permissions -p transitd transitd ".*" ".*" ".*" >/dev/null
+  rabbitmq_ctl "$dir" "$port" delete_user guest >/dev/null 2>&1 || true
+}
+
+# rabbitmq_url DIR PORT: the AMQP_URL of the node's transitd user.
+rabbitmq_url() {
+  echo "amqp://transitd:$(cat "$1/password")@127.0.0.1:$2/transitd"
+}
+
+# rabbitmq_stop DIR PORT: stops the node and its port mapper.
+rabbitmq_stop() {
+  local dir=$1 port=$2
+  [ -f "$dir/rabbitmq.pid" ] || return 0
+  rabbitmq_ctl "$dir" "$port" stop "$dir/rabbitmq.pid" >/dev/null 2>&1 || true
+  rm -f "$dir/rabbitmq.pid"
+  ERL_EPMD_PORT=$((port + 1)) epmd -kill >/dev/null 2>&1 || true
 }

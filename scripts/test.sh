@@ -17,7 +17,9 @@ source scripts/services.sh
 export TEST_RUN_DIR="${TEST_RUN_DIR:-$root/.run/test}"
 export TEST_PG_DIR="$TEST_RUN_DIR/pg" TEST_REDIS_DIR="$TEST_RUN_DIR/redis"
 export TEST_PG_PORT="${TEST_PG_PORT:-15433}" TEST_REDIS_PORT="${TEST_REDIS_PORT:-16380}"
+export TEST_RABBITMQ_DIR="$TEST_RUN_DIR/rabbitmq" TEST_RABBITMQ_PORT="${TEST_RABBITMQ_PORT:-15690}"
 cleanup() {
+  rabbitmq_stop "$TEST_RABBITMQ_DIR" "$TEST_RABBITMQ_PORT"
   redis_stop "$TEST_REDIS_DIR"
   pg_stop "$TEST_PG_DIR"
 }
@@ -27,8 +29,11 @@ pg_wipe "$TEST_PG_DIR" # also its data outside the checkout, if it lives there (
 rm -rf "$TEST_RUN_DIR"
 pg_start "$TEST_PG_DIR" "$TEST_PG_PORT"
 redis_start "$TEST_REDIS_DIR" "$TEST_REDIS_PORT"
+rabbitmq_start "$TEST_RABBITMQ_DIR" "$TEST_RABBITMQ_PORT"
 export DATABASE_URL="postgresql://transitd@127.0.0.1:$TEST_PG_PORT/transitd"
 export REDIS_URL="redis://127.0.0.1:$TEST_REDIS_PORT"
+export AMQP_URL
+AMQP_URL=$(rabbitmq_url "$TEST_RABBITMQ_DIR" "$TEST_RABBITMQ_PORT")
 export JWT_SECRET="test-secret-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 
 echo "== unit tests"

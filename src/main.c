@@ -3,6 +3,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/async.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -30,6 +32,7 @@
 #include "store/cache.h"
 #include "store/migrate.h"
 #include "store/nearcache.h"
+#include "store/replicas.h"
 #include "version.h"
 #include "core/banned.h"
 
@@ -61,6 +64,7 @@ static void register_statements(const struct config *cfg)
 	trips_register();
 	analytics_register();
 	rail_register();
+	async_register();
 }
 
 static int need_database(const struct config *cfg)
@@ -261,7 +265,9 @@ static int cmd_serve(struct config *cfg)
 	}
 	metrics_init(labels, api_routes_count);
 
-	if (server_start(cfg, api_routes, api_routes_count)) {
+	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count, async_submit) ||
+	    async_start(cfg, api_routes, api_routes_count)) {
+		replicas_stop();
 		cache_subscriber_stop();
 		return 1;
 	}
@@ -270,8 +276,17 @@ static int cmd_serve(struct config *cfg)
 
 	int sig;
 	sigwait(&stop, &sig);
+	server_begin_drain();
+	if (cfg->shutdown_delay_ms > 0) {
+		log_msg(LOG_INFO, "signal %d: /readyz answers 503; closing in %d ms", sig, cfg->shutdown_delay_ms);
+		struct timespec ts = { cfg->shutdown_delay_ms / 1000, (cfg->shutdown_delay_ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts))
+			;
+	}
 	log_msg(LOG_INFO, "signal %d: draining %d in-flight requests", sig, server_inflight());
 	server_stop(cfg->shutdown_timeout_s);
+	async_stop();
+	replicas_stop();
 	cache_subscriber_stop();
 	nearcache_free();
 	static_free();

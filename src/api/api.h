@@ -30,6 +30,11 @@ void metrics_get(struct request *req, struct worker *w);
 
 /* static.c */
 void static_get(struct request *req, struct worker *w);
+void operation_get_one(struct request *req, struct worker *w);
+int cards_recharge_check(struct request *req, struct worker *w, struct api_error *e);
+int trips_start_check(struct request *req, struct worker *w, struct api_error *e);
+int trips_end_check(struct request *req, struct worker *w, struct api_error *e);
+int rail_bookings_check(struct request *req, struct worker *w, struct api_error *e);
 
 /* network.c */
 extern struct cache_family family_localities, family_stations, family_station, family_arrivals,

@@ -89,7 +89,7 @@ void auth_register(struct request *req, struct worker *w)
 		return;
 	}
 	const char *keys[] = { "analytics:users:count" };
-	cache_invalidate(&w->redis, &req->arena, keys, 1);
+	worker_invalidate(w, &req->arena, keys, 1);
 }
 
 /* Writes the token pair of a login. */

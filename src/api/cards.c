@@ -39,7 +39,7 @@ static void invalidate_card(struct request *req, struct worker *w, int64_t card_
 		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
 		status_changed ? "analytics:users:active" : arena_printf(&req->arena, "card:%lld:history", (long long)card_id),
 	};
-	cache_invalidate(&w->redis, &req->arena, keys, 2);
+	worker_invalidate(w, &req->arena, keys, 2);
 }
 
 /* A card's owner never changes after issue, so the process keeps what it
@@ -165,14 +165,27 @@ void card_transactions_get(struct request *req, struct worker *w)
 		reply_problem(req, &e);
 }
 
+static int recharge_read(struct request *req, struct recharge *rc, struct api_error *e)
+{
+	memset(rc, 0, sizeof(*rc));
+	return json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &rc->card_id, NULL, e) ||
+	       json_get_int(req->json, "amount", 1, RECHARGE_MIN, RECHARGE_MAX, &rc->amount, NULL, e) ||
+	       json_get_int(req->json, "recharge_point_id", 0, 1, INT32_MAX, &rc->point_id, NULL, e);
+}
+
+int cards_recharge_check(struct request *req, struct worker *w, struct api_error *e)
+{
+	(void)w;
+	struct recharge rc;
+	return recharge_read(req, &rc, e) ? -1 : 0;
+}
+
 void cards_recharge(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	struct idem im;
-	struct recharge rc = { 0 };
-	if (json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &rc.card_id, NULL, &e) ||
-	    json_get_int(req->json, "amount", 1, RECHARGE_MIN, RECHARGE_MAX, &rc.amount, NULL, &e) ||
-	    json_get_int(req->json, "recharge_point_id", 0, 1, INT32_MAX, &rc.point_id, NULL, &e)) {
+	struct recharge rc;
+	if (recharge_read(req, &rc, &e)) {
 		reply_problem(req, &e);
 		return;
 	}

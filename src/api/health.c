@@ -9,8 +9,10 @@
 #include "../store/cache.h"
 #include "../store/migrate.h"
 #include "../store/nearcache.h"
+#include "../store/replicas.h"
 #include "../version.h"
 #include "api.h"
+#include "async.h"
 #include "../core/banned.h"
 
 static uint64_t started_ns;
@@ -53,11 +55,30 @@ void health_db(struct request *req, struct worker *w)
 {
 	struct api_error err;
 	uint64_t t0 = now_ns();
-	if (!pg_exec(&w->primary, &req->arena, &stmts[0], 0, NULL, &err)) {
-		unhealthy(req, err.detail, "");
-		return;
+	struct buf pools = BUF_INIT;
+	buf_adds(&pools, ",\"replicas\":[");
+	for (int i = 0; i < replicas_count(); i++) {
+		struct replica_status st;
+		replicas_status(i, &st);
+		if (i)
+			buf_addch(&pools, ',');
+		buf_adds(&pools, "{\"url\":");
+		buf_add_json_str(&pools, st.url);
+		buf_addf(&pools, ",\"role\":\"replica\",\"up\":%s,\"lag_ms\":", st.up ? "true" : "false");
+		if (st.lag_ms < 0)
+			buf_adds(&pools, "null");
+		else
+			buf_add_i64(&pools, st.lag_ms);
+		buf_addf(&pools, ",\"replay_lsn\":\"%X/%X\",\"reads\":%lu,\"skipped\":%lu}",
+			 (unsigned)(st.replay_lsn >> 32), (unsigned)st.replay_lsn, st.reads, st.skipped);
 	}
-	buf_addf(reply(req, 200), "{\"status\":\"healthy\",\"latency_ms\":%.3f}", (double)(now_ns() - t0) / 1e6);
+	buf_addch(&pools, ']');
+	if (!pg_exec(&w->primary, &req->arena, &stmts[0], 0, NULL, &err))
+		unhealthy(req, err.detail, pools.ptr);
+	else
+		buf_addf(reply(req, 200), "{\"status\":\"healthy\",\"role\":\"primary\",\"latency_ms\":%.3f%s}",
+			 (double)(now_ns() - t0) / 1e6, pools.ptr);
+	buf_release(&pools);
 }
 
 static const char *breaker_name(void)
@@ -85,14 +106,33 @@ void health_cache(struct request *req, struct worker *w)
 
 void health_queue(struct request *req, struct worker *w)
 {
-	(void)w;
-	/* No broker support is configured yet: async requests run synchronously. */
-	buf_adds(reply(req, 200), "{\"status\":\"disabled\"}");
+	struct api_error err;
+	if (!*w->broker.cfg->amqp_url) { /* no broker: async requests run synchronously */
+		buf_adds(reply(req, 200), "{\"status\":\"disabled\"}");
+		return;
+	}
+	uint64_t t0 = now_ns();
+	long ready, consumers, dead;
+	if (broker_depth(&w->broker, &ready, &consumers, &dead, &err)) {
+		unhealthy(req, err.detail, "");
+		return;
+	}
+	struct buf *b = reply(req, 200);
+	buf_addf(b, "{\"status\":\"healthy\",\"latency_ms\":%.3f,\"queue\":", (double)(now_ns() - t0) / 1e6);
+	buf_add_json_str(b, w->broker.cfg->amqp_queue);
+	buf_addf(b, ",\"ready\":%ld,\"consumers\":%ld,\"unacked\":%ld,\"dead_lettered\":%ld}", ready, consumers,
+		 async_unacked(), dead);
 }
 
 void health_ready(struct request *req, struct worker *w)
 {
 	int version;
+	if (server_draining()) {
+		/* stopping: load balancers take this instance out before it closes */
+		reply_header(req, "Retry-After", "1");
+		buf_adds(reply(req, 503), "{\"status\":\"draining\"}");
+		return;
+	}
 	int rc = migrate_check(&w->primary, &version);
 	if (rc == 0) {
 		buf_addf(reply(req, 200), "{\"status\":\"ready\",\"schema_version\":%d}", version);
@@ -121,6 +161,27 @@ void metrics_get(struct request *req, struct worker *w)
 	gauge(b, "transitd_workers", "Worker threads, and so primary database connections.", workers_count());
 	gauge(b, "transitd_inflight_requests", "Requests accepted and not yet answered.", server_inflight());
 	gauge(b, "transitd_http_connections", "Open client connections.", evloop_connections());
+	async_metrics(b);
+	if (replicas_count()) {
+		buf_adds(b, "# HELP transitd_db_replica_up Read replica answering (1) or not (0).\n"
+			    "# TYPE transitd_db_replica_up gauge\n");
+		struct replica_status st[16];
+		int n = replicas_count() < 16 ? replicas_count() : 16;
+		for (int i = 0; i < n; i++) {
+			replicas_status(i, &st[i]);
+			buf_addf(b, "transitd_db_replica_up{replica=\"%d\"} %d\n", i, st[i].up);
+		}
+		buf_adds(b, "# HELP transitd_db_replica_lag_ms How long ago the primary was where the replica is (-1 unknown).\n"
+			    "# TYPE transitd_db_replica_lag_ms gauge\n");
+		for (int i = 0; i < n; i++)
+			buf_addf(b, "transitd_db_replica_lag_ms{replica=\"%d\"} %lld\n", i, (long long)st[i].lag_ms);
+		buf_adds(b, "# HELP transitd_db_reads_total Cache fills by the database that served them.\n"
+			    "# TYPE transitd_db_reads_total counter\n");
+		for (int i = 0; i < n; i++)
+			buf_addf(b, "transitd_db_reads_total{pool=\"replica\",replica=\"%d\"} %lu\n"
+				    "transitd_db_reads_total{pool=\"primary\",replica=\"%d\"} %lu\n",
+				 i, st[i].reads, i, st[i].skipped);
+	}
 	buf_addf(b, "# HELP transitd_http_connections_refused_total Connections answered at once and closed, by cap.\n"
 		    "# TYPE transitd_http_connections_refused_total counter\n"
 		    "transitd_http_connections_refused_total{reason=\"capacity\"} %lu\n"

@@ -56,6 +56,23 @@ static void fail(struct request *req, struct api_error *e)
 	reply_problem(req, e);
 }
 
+int idem_identify(struct request *req, const char **scope, const char **hash, struct api_error *err)
+{
+	if (!valid_key(req->idempotency_key))
+		return api_fail_field(err, "Idempotency-Key", "must be 1 to %d visible ASCII characters", KEY_MAX);
+	/* Keys are the caller's: two users never collide on one. */
+	*scope = arena_printf(&req->arena, "%s %s %lld", req->method_name, req->route->pattern,
+			      req->auth ? (long long)req->auth->user_id : 0LL);
+	unsigned char h[32];
+	const char *parts[] = { req->method_name, req->path, req->body.ptr };
+	size_t lens[] = { strlen(req->method_name), strlen(req->path), req->body.len };
+	digest(parts, lens, 3, h);
+	char *hex = arena_alloc(&req->arena, 65);
+	sodium_bin2hex(hex, 65, h, sizeof(h));
+	*hash = hex;
+	return 0;
+}
+
 int idem_begin(struct idem *im, struct request *req, struct pg *db, int transaction)
 {
 	struct api_error e;
@@ -72,22 +89,12 @@ int idem_begin(struct idem *im, struct request *req, struct pg *db, int transact
 		im->tx = 1;
 		return 0;
 	}
-	if (!valid_key(req->idempotency_key)) {
-		api_fail_field(&e, "Idempotency-Key", "must be 1 to %d visible ASCII characters", KEY_MAX);
+	if (idem_identify(req, &im->scope, &im->hash, &e)) {
 		fail(req, &e);
 		return 1;
 	}
-	/* Keys are the caller's: two users never collide on one. */
-	im->scope = arena_printf(&req->arena, "%s %s %lld", req->method_name, req->route->pattern,
-				 req->auth ? (long long)req->auth->user_id : 0LL);
 	im->key = req->idempotency_key;
 	unsigned char h[32];
-	const char *parts[] = { req->method_name, req->path, req->body.ptr };
-	size_t lens[] = { strlen(req->method_name), strlen(req->path), req->body.len };
-	digest(parts, lens, 3, h);
-	char *hex = arena_alloc(&req->arena, 65);
-	sodium_bin2hex(hex, 65, h, sizeof(h));
-	im->hash = hex;
 
 	/* The advisory lock id: 64 bits of the digest of scope and key. */
 	const char *lock_parts[] = { im->scope, im->key };

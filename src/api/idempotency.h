@@ -38,6 +38,9 @@ void idempotency_register(void);
 /* 0: go on; 1: req already answered. A transaction is open when a key was
  * given or when transaction is set (a multi-statement operation). */
 int idem_begin(struct idem *im, struct request *req, struct pg *db, int transaction);
+/* The scope (method, route, caller) and request hash of req's valid
+ * Idempotency-Key; -1 with a 422 naming the header otherwise. */
+int idem_identify(struct request *req, const char **scope, const char **hash, struct api_error *err);
 /* Records req->res (with a key) and commits. 0, or -1 with req answered 503. */
 int idem_commit(struct idem *im, struct request *req);
 /* Rolls back after a failure; no-op without a key. */

@@ -133,7 +133,7 @@ static void invalidate_alerts(struct request *req, struct worker *w, const char 
 		keys[n++] = arena_printf(&req->arena, "station:%.*s:alerts", (int)len, p);
 		p += len + (p[len] == ',');
 	}
-	cache_invalidate(&w->redis, &req->arena, keys, n);
+	worker_invalidate(w, &req->arena, keys, n);
 }
 
 static int alert_time(struct request *req, const char *field, const char **out, struct api_error *err)

@@ -37,7 +37,7 @@ static void invalidate_run(struct request *req, struct worker *w, int64_t run_id
 		"rail:runs",
 		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
 	};
-	cache_invalidate(&w->redis, &req->arena, keys, card_id ? 3 : 2);
+	worker_invalidate(w, &req->arena, keys, card_id ? 3 : 2);
 }
 
 static int fill_trains(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
@@ -160,7 +160,7 @@ void rail_runs_create(struct request *req, struct worker *w)
 		return;
 	}
 	const char *keys[] = { "rail:runs" };
-	cache_invalidate(&w->redis, &req->arena, keys, 1);
+	worker_invalidate(w, &req->arena, keys, 1);
 }
 
 static int parse_booking(struct request *req, struct rail_booking_req *q, struct api_error *e)
@@ -193,6 +193,14 @@ static int parse_booking(struct request *req, struct rail_booking_req *q, struct
 	if (strcmp(q->class, "standard") && strcmp(q->class, "first"))
 		return api_fail_field(e, "class", "must be standard or first");
 	return 0;
+}
+
+int rail_bookings_check(struct request *req, struct worker *w, struct api_error *e)
+{
+	(void)w;
+	struct rail_booking_req q;
+	memset(&q, 0, sizeof(q));
+	return parse_booking(req, &q, e) ? -1 : 0;
 }
 
 void rail_bookings_create(struct request *req, struct worker *w)

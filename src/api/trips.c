@@ -1,4 +1,6 @@
 /* /api/v1/trips…: tap-in, tap-out, trip reads; /api/v1/fares. */
+#include <string.h>
+
 #include "../core/json.h"
 #include "../domain/trips.h"
 #include "../http/cached.h"
@@ -31,18 +33,44 @@ static void invalidate_trip(struct request *req, struct worker *w, int64_t card_
 		keys[n++] = arena_printf(&req->arena, "station:%lld:top-destinations", (long long)boarding_station_id);
 	for (size_t i = 0; i < analytics_trip_keys_count; i++)
 		keys[n++] = analytics_trip_keys[i];
-	cache_invalidate(&w->redis, &req->arena, keys, n);
+	worker_invalidate(w, &req->arena, keys, n);
+}
+
+static int tap_in_read(struct request *req, struct tap_in *t, struct api_error *e)
+{
+	memset(t, 0, sizeof(*t));
+	return json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &t->card_id, NULL, e) ||
+	       json_get_int(req->json, "route_id", 1, 1, INT32_MAX, &t->route_id, NULL, e) ||
+	       json_get_int(req->json, "boarding_station_id", 1, 1, INT32_MAX, &t->station_id, NULL, e) ||
+	       json_get_int(req->json, "vehicle_id", 0, 1, INT32_MAX, &t->vehicle_id, NULL, e);
+}
+
+int trips_start_check(struct request *req, struct worker *w, struct api_error *e)
+{
+	(void)w;
+	struct tap_in t;
+	return tap_in_read(req, &t, e) ? -1 : 0;
+}
+
+static int tap_out_read(struct request *req, int64_t *trip_id, int64_t *station_id, struct api_error *e)
+{
+	return json_get_int(req->json, "trip_id", 1, 1, INT64_MAX, trip_id, NULL, e) ||
+	       json_get_int(req->json, "disembarking_station_id", 1, 1, INT32_MAX, station_id, NULL, e);
+}
+
+int trips_end_check(struct request *req, struct worker *w, struct api_error *e)
+{
+	(void)w;
+	int64_t trip_id, station_id;
+	return tap_out_read(req, &trip_id, &station_id, e) ? -1 : 0;
 }
 
 void trips_start(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	struct idem im;
-	struct tap_in t = { 0 };
-	if (json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &t.card_id, NULL, &e) ||
-	    json_get_int(req->json, "route_id", 1, 1, INT32_MAX, &t.route_id, NULL, &e) ||
-	    json_get_int(req->json, "boarding_station_id", 1, 1, INT32_MAX, &t.station_id, NULL, &e) ||
-	    json_get_int(req->json, "vehicle_id", 0, 1, INT32_MAX, &t.vehicle_id, NULL, &e)) {
+	struct tap_in t;
+	if (tap_in_read(req, &t, &e)) {
 		reply_problem(req, &e);
 		return;
 	}
@@ -62,8 +90,7 @@ void trips_end(struct request *req, struct worker *w)
 	struct api_error e;
 	struct idem im;
 	int64_t trip_id, station_id, card_id, boarding_id;
-	if (json_get_int(req->json, "trip_id", 1, 1, INT64_MAX, &trip_id, NULL, &e) ||
-	    json_get_int(req->json, "disembarking_station_id", 1, 1, INT32_MAX, &station_id, NULL, &e)) {
+	if (tap_out_read(req, &trip_id, &station_id, &e)) {
 		reply_problem(req, &e);
 		return;
 	}

@@ -125,6 +125,9 @@ int config_load(struct config *c, char *err, size_t errlen)
 		return -1;
 	}
 	c->replica_urls = env_or("DATABASE_REPLICA_URLS", "");
+	if (env_int("REPLICA_MAX_LAG_MS", 1000, 0, 3600000, &v, err, errlen))
+		return -1;
+	c->replica_max_lag_ms = (int)v;
 	c->redis_url = env_or("REDIS_URL", "redis://127.0.0.1:6379");
 	if (config_parse_redis_url(c, c->redis_url)) {
 		snprintf(err, errlen, "REDIS_URL must look like redis://[:password@]host[:port][/db]");
@@ -135,6 +138,26 @@ int config_load(struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "AMQP_URL must start with amqp://");
 		return -1;
 	}
+	c->amqp_queue = env_or("AMQP_QUEUE", "transitd.commands");
+	if (strlen(c->amqp_queue) > 200) {
+		snprintf(err, errlen, "AMQP_QUEUE must be at most 200 characters");
+		return -1;
+	}
+	if (env_int("AMQP_DELIVERY_LIMIT", 5, 1, 1000, &v, err, errlen))
+		return -1;
+	c->amqp_delivery_limit = (int)v;
+	if (env_int("AMQP_CONFIRM_TIMEOUT_MS", 2000, 10, 60000, &v, err, errlen))
+		return -1;
+	c->amqp_confirm_timeout_ms = (int)v;
+	if (env_int("ASYNC_CONSUMERS", 4, 0, 256, &v, err, errlen))
+		return -1;
+	c->async_consumers = (int)v;
+	const char *fallback = env_or("ASYNC_FALLBACK", "refuse");
+	if (strcmp(fallback, "refuse") && strcmp(fallback, "sync")) {
+		snprintf(err, errlen, "ASYNC_FALLBACK must be refuse or sync (got \"%.20s\")", fallback);
+		return -1;
+	}
+	c->async_fallback_sync = !strcmp(fallback, "sync");
 	c->jwt_secret = env_or("JWT_SECRET", "");
 
 	const char *lvl = env_or("LOG_LEVEL", "info");
@@ -185,6 +208,9 @@ int config_load(struct config *c, char *err, size_t errlen)
 	if (env_int("SHUTDOWN_TIMEOUT", 30, 0, 3600, &v, err, errlen))
 		return -1;
 	c->shutdown_timeout_s = (int)v;
+	if (env_int("SHUTDOWN_DELAY_MS", 0, 0, 600000, &v, err, errlen))
+		return -1;
+	c->shutdown_delay_ms = (int)v;
 	if (env_int("NEAR_CACHE_TTL_MS", 1000, 0, 600000, &v, err, errlen))
 		return -1;
 	c->near_cache_ttl_ms = (int)v;

@@ -16,12 +16,18 @@ struct config {
 	char bind[64];
 	const char *database_url;
 	const char *replica_urls; /* comma-separated, may be "" */
+	int replica_max_lag_ms;   /* a replica further behind serves no read */
 	const char *redis_url;
 	char redis_host[256];
 	int redis_port;
 	char redis_password[128];
 	int redis_db;
 	const char *amqp_url;     /* "" = no broker, async requests run synchronously */
+	const char *amqp_queue;   /* the command queue; dead letters go to <queue>.dead */
+	int amqp_delivery_limit;  /* deliveries before a command is dead-lettered */
+	int amqp_confirm_timeout_ms;
+	int async_consumers;      /* consumer threads in this process; 0 = publish only */
+	int async_fallback_sync;  /* ASYNC_FALLBACK=sync: broker down → answer synchronously */
 	const char *jwt_secret;
 	enum log_level log_level;
 	int io_threads;
@@ -34,6 +40,7 @@ struct config {
 	int db_statement_timeout_ms;
 	int redis_timeout_ms;
 	int shutdown_timeout_s;
+	int shutdown_delay_ms;      /* after SIGTERM, /readyz is 503 this long before the listener closes */
 	int near_cache_ttl_ms;
 	const char *web_dir;
 	int access_token_ttl_s;

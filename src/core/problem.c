@@ -34,6 +34,7 @@ static const struct {
 	{ "too-many-connections", 429, "Too many connections from this client" },
 	{ "header-too-large", 431, "Request header fields too large" },
 	{ "internal", 500, "Internal error" },
+	{ "dead-lettered", 500, "Command not applied" },
 	{ "unavailable", 503, "Service unavailable" },
 	{ "http-version-not-supported", 505, "HTTP version not supported" },
 };

@@ -9,6 +9,7 @@
 
 #include "../store/cache.h"
 #include "../store/nearcache.h"
+#include "../store/replicas.h"
 #include "../core/xalloc.h"
 #include "../core/banned.h"
 
@@ -61,16 +62,31 @@ static const char *lease_field(const struct request *req)
 	return req->cache_field ? req->cache_field : "_";
 }
 
-/* Takes a lease before reading PostgreSQL; NULL when Redis said no. */
-static const char *lease_take(struct request *req, struct worker *w)
+/* The lease, in one round trip, with the WAL position of the key's last
+ * invalidation (0 when none is known: any replica in time may serve it). */
+static const char lease_lua[] =
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+	"redis.call('PEXPIRE', KEYS[1], 10000)\n"
+	"return redis.call('GET', KEYS[2]) or '0'\n";
+
+/* Takes a lease before reading PostgreSQL; NULL when Redis said no.
+ * *lsn: the position the fill must read at. */
+static const char *lease_take(struct request *req, struct worker *w, uint64_t *lsn)
 {
 	unsigned char raw[12];
 	char *token = arena_alloc(&req->arena, 25);
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(token, 25, raw, sizeof(raw));
-	if (!redis_command(&w->redis, &req->arena, "HSET %s %s %s", lease_key(req), lease_field(req), token))
+	const char *argv[] = { "EVAL", lease_lua, "2", lease_key(req),
+			       cache_lsn_key(&req->arena, req->cache_key + strlen(cache_prefix())), lease_field(req),
+			       token };
+	size_t lens[sizeof(argv) / sizeof(argv[0])];
+	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
+		lens[i] = strlen(argv[i]);
+	redisReply *rep = redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+	if (!rep || rep->type != REDIS_REPLY_STRING)
 		return NULL;
-	redis_command(&w->redis, &req->arena, "PEXPIRE %s 10000", lease_key(req));
+	*lsn = strtoull(rep->str, NULL, 10);
 	return token;
 }
 
@@ -218,10 +234,27 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 		flight_land(flight, 200, &req->res.body);
 		return;
 	}
-	const char *token = req->cache_key && redis_up ? lease_take(req, w) : NULL;
+	uint64_t lsn = 0;
+	const char *token = req->cache_key && redis_up ? lease_take(req, w, &lsn) : NULL;
 	__atomic_add_fetch(&f->fills, 1, __ATOMIC_RELAXED);
+	/* With a lease the position the fill needs is known: a replica that has
+	 * replayed it may serve the fill. */
+	w->read_on_replica = token != NULL;
+	w->read_lsn = lsn;
 	struct buf *out = reply(req, 200);
-	if (fill(req, w, out, &err)) {
+	int failed = fill(req, w, out, &err);
+	if (failed && w->read_used_replica) {
+		/* The primary has the last word: a replica that failed under us, or
+		 * that has not seen what the caller asks for (a 404 for a thing just
+		 * created elsewhere). */
+		if (err.status == 503)
+			replicas_mark_down(w->replica_index);
+		w->read_on_replica = 0;
+		out = reply(req, 200);
+		failed = fill(req, w, out, &err);
+	}
+	w->read_on_replica = 0;
+	if (failed) {
 		reply_problem(req, &err);
 		if (token)
 			lease_release(req, w, token);

@@ -43,7 +43,12 @@ typedef void (*route_handler)(struct request *req, struct worker *w);
 enum route_flags {
 	ROUTE_INLINE = 1,    /* no I/O: answered on the I/O thread */
 	ROUTE_JSON_BODY = 2, /* requires a JSON object body, parsed into req->json */
+	ROUTE_ASYNC = 4,     /* with Prefer: respond-async, published for a consumer (api/async.h) */
 };
+
+/* The checks a handler makes before its effect, for ROUTE_ASYNC routes:
+ * 0, or -1 with err filled. Runs on a worker. */
+typedef int (*route_check)(struct request *req, struct worker *w, struct api_error *err);
 
 struct route {
 	enum method method;
@@ -52,6 +57,7 @@ struct route {
 	unsigned flags;
 	unsigned roles; /* enum role bits allowed; 0 = public */
 	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
+	route_check check;          /* ROUTE_ASYNC: the checks before publishing */
 	const char *summary;              /* one line, for `transitd routes` */
 	/* CPU-heavy first stage (a password hash), run on the password pool
 	 * (hashpool.h) before the handler; it may answer, or leave its work in
@@ -98,6 +104,7 @@ struct request {
 	int http_minor;          /* HTTP/1.<minor> */
 	int keep_alive;          /* the client allows another request on this connection */
 	int expect_continue;     /* Expect: 100-continue, and a body is coming */
+	int async;               /* to publish, not to run (ROUTE_ASYNC, respond-async, a broker) */
 	int64_t ids[REQUEST_MAX_IDS]; /* path parameters, in pattern order */
 	int nids;
 	struct query_param *query;

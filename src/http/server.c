@@ -27,6 +27,17 @@ static const struct route *routes;
 static size_t nroutes;
 static int started;
 static int inflight;
+static int draining;
+
+void server_begin_drain(void)
+{
+	__atomic_store_n(&draining, 1, __ATOMIC_RELEASE);
+}
+
+int server_draining(void)
+{
+	return __atomic_load_n(&draining, __ATOMIC_ACQUIRE);
+}
 
 int server_inflight(void)
 {
@@ -238,6 +249,19 @@ static void preflight(struct request *req, unsigned allow)
 	}
 }
 
+/* Prefer: respond-async, among other preferences (RFC 7240). */
+static int prefers_async(const char *prefer)
+{
+	for (const char *p = prefer; p && *p;) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, ",;= \t");
+		if (n == 13 && !strncasecmp(p, "respond-async", 13))
+			return 1;
+		p += strcspn(p, ",");
+	}
+	return 0;
+}
+
 /* Sets query parameter name to value (the canonical text of a cache family). */
 static void query_replace(struct request *req, const char *name, const char *value)
 {
@@ -373,6 +397,7 @@ static int dispatch(struct request *req)
 			return 0;
 		}
 	}
+	req->async = (req->route->flags & ROUTE_ASYNC) && *cfg->amqp_url && prefers_async(req->prefer);
 	if (workers_reserve()) {
 		fail(req, "unavailable", "%s", "the server is at capacity; retry shortly");
 		reply_header(req, "Retry-After", "1");
@@ -407,13 +432,13 @@ static void complete(struct request *req, int sent)
 	server_request_free(req);
 }
 
-int server_start(const struct config *c, const struct route *table, size_t n)
+int server_start(const struct config *c, const struct route *table, size_t n, route_handler async_run)
 {
 	cfg = c;
 	routes = table;
 	nroutes = n;
 	framing_setup();
-	if (workers_start(cfg, evloop_resume))
+	if (workers_start(cfg, evloop_resume, async_run))
 		return -1;
 	if (hashpool_start(cfg, evloop_resume)) {
 		workers_stop();

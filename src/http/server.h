@@ -10,10 +10,17 @@
 #include "../core/config.h"
 #include "http.h"
 
-int server_start(const struct config *cfg, const struct route *routes, size_t n);
+/* async_run: what a worker runs for a request marked async (api/async.h). */
+int server_start(const struct config *cfg, const struct route *routes, size_t n, route_handler async_run);
 /* Stops accepting, lets in-flight requests finish (at most timeout_s), then
  * stops the daemon and the workers. Safe to call once. */
 void server_stop(int timeout_s);
+
+/* Marks the server as stopping: /readyz answers 503 while it still serves
+ * (SHUTDOWN_DELAY_MS), so that load balancers stop sending requests before
+ * server_stop closes the listener. */
+void server_begin_drain(void);
+int server_draining(void);
 
 /* Requests begun (their first byte read) and not yet completed. */
 int server_inflight(void);

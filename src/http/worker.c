@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "../core/log.h"
+#include "../store/cache.h"
+#include "../store/replicas.h"
 #include "ratelimit.h"
 #include "../core/xalloc.h"
 #include "../core/banned.h"
@@ -21,17 +23,36 @@ static struct {
 	pthread_t *threads;
 	struct worker *workers;
 	void (*done)(struct request *);
+	route_handler async_run;
 	int rate_limit;
 } q = { .lock = PTHREAD_MUTEX_INITIALIZER, .nonempty = PTHREAD_COND_INITIALIZER };
 
+static const struct sql_stmt wal_position = { "wal_position", "SELECT pg_current_wal_lsn()::text" };
+
 struct pg *worker_read_db(struct worker *w)
 {
-	if (w->has_replica) {
-		struct api_error ignored;
-		if (pg_connect(&w->replica, &ignored) == 0)
+	struct api_error ignored;
+	if (w->replica_index >= 0 && w->read_on_replica && replicas_usable(w->replica_index, w->read_lsn)) {
+		if (pg_connect(&w->replica, &ignored) == 0) {
+			w->read_used_replica = 1;
 			return &w->replica;
+		}
+		replicas_mark_down(w->replica_index);
 	}
+	w->read_used_replica = 0;
 	return &w->primary;
+}
+
+void worker_invalidate(struct worker *w, struct arena *a, const char *const *keys, size_t n)
+{
+	uint64_t lsn = 0;
+	if (replicas_count()) {
+		struct api_error ignored;
+		PGresult *r = pg_exec(&w->primary, a, &wal_position, 0, NULL, &ignored);
+		if (r && PQntuples(r) == 1)
+			lsn = lsn_parse(PQgetvalue(r, 0, 0));
+	}
+	cache_invalidate(&w->redis, a, keys, n, lsn);
 }
 
 static void *worker_main(void *arg)
@@ -60,8 +81,11 @@ static void *worker_main(void *arg)
 		 * near-cache hits) cost no database work and are not counted. */
 		const char *subject = req->auth ? arena_printf(&req->arena, "u%lld", (long long)req->auth->user_id)
 						: req->client;
+		w->read_on_replica = 0;
+		w->read_lsn = 0;
+		w->read_used_replica = 0;
 		if (!q.rate_limit || ratelimit_check(req, &w->redis, "default", subject, q.rate_limit) == 0)
-			req->route->handler(req, w);
+			(req->async ? q.async_run : req->route->handler)(req, w);
 		if (!req->res.status) {
 			struct api_error e;
 			api_fail(&e, "internal", "the handler gave no answer");
@@ -73,6 +97,7 @@ static void *worker_main(void *arg)
 	pg_close(&w->primary);
 	pg_close(&w->replica);
 	redis_close(&w->redis);
+	broker_close(&w->broker);
 	return NULL;
 }
 
@@ -100,23 +125,36 @@ static int nth_url(const char *list, int n, char *out, size_t len)
 	return -1;
 }
 
-int workers_start(const struct config *cfg, void (*done)(struct request *))
+void worker_init(struct worker *w, const struct config *cfg, int id)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	pg_init(&w->primary, cfg->database_url, cfg, 1);
+	pg_init(&w->replica, NULL, cfg, 1);
+	w->replica_index = -1;
+	redis_init(&w->redis, cfg);
+	broker_init(&w->broker, cfg);
+}
+
+int workers_start(const struct config *cfg, void (*done)(struct request *), route_handler async_run)
 {
 	q.cap = cfg->job_queue_size;
 	q.ring = xcalloc((size_t)q.cap, sizeof(*q.ring));
 	q.done = done;
+	q.async_run = async_run;
 	q.rate_limit = cfg->rate_limit_per_minute;
 	q.nthreads = cfg->workers;
 	q.threads = xcalloc((size_t)q.nthreads, sizeof(*q.threads));
 	q.workers = xcalloc((size_t)q.nthreads, sizeof(*q.workers));
+	pg_register(&wal_position, 1);
 	for (int i = 0; i < q.nthreads; i++) {
 		struct worker *w = &q.workers[i];
 		char url[1024];
-		w->id = i;
-		pg_init(&w->primary, cfg->database_url, cfg, 1);
-		w->has_replica = nth_url(cfg->replica_urls, i, url, sizeof(url)) == 0;
-		pg_init(&w->replica, w->has_replica ? xstrdup(url) : NULL, cfg, 1);
-		redis_init(&w->redis, cfg);
+		worker_init(w, cfg, i);
+		/* Workers are spread over the replicas in turn. */
+		w->replica_index = replicas_count() ? i % replicas_count() : -1;
+		if (nth_url(cfg->replica_urls, i, url, sizeof(url)) == 0)
+			pg_init(&w->replica, xstrdup(url), cfg, 1);
 		if (pthread_create(&q.threads[i], NULL, worker_main, w)) {
 			log_msg(LOG_ERROR, "cannot start worker %d", i);
 			return -1;
@@ -153,8 +191,7 @@ void workers_stop(void)
 	for (int i = 0; i < q.nthreads; i++)
 		pthread_join(q.threads[i], NULL);
 	for (int i = 0; i < q.nthreads; i++)
-		if (q.workers[i].has_replica)
-			free((char *)q.workers[i].replica.url);
+		free((char *)q.workers[i].replica.url);
 	free(q.threads);
 	free(q.workers);
 	free(q.ring);

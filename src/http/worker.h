@@ -11,6 +11,7 @@
  */
 #include "../core/config.h"
 #include "../store/pg.h"
+#include "../store/broker.h"
 #include "../store/redis.h"
 #include "http.h"
 
@@ -18,16 +19,34 @@ struct worker {
 	int id;
 	struct pg primary;
 	struct pg replica;
-	int has_replica;
+	int replica_index;  /* of this worker's replica (replicas.h), -1 without one */
+	/* The read of the current request: by default on the primary; a cache
+	 * fill that knows the WAL position it needs may go to the replica. */
+	int read_on_replica; /* allowed */
+	uint64_t read_lsn;   /* the position the read needs */
+	int read_used_replica;
 	struct redis redis;
+	struct broker broker;  /* connected on first use */
 };
 
-/* The connection for reads: the replica when configured and up, else the primary. */
+/* Sets up a worker's connections (none opened yet); id < 0 for threads
+ * that are not in the pool (the command consumers). */
+void worker_init(struct worker *w, const struct config *cfg, int id);
+
+/* The connection for the current request's reads: the replica when the
+ * read may use it (see above) and it is up, lagging less than
+ * REPLICA_MAX_LAG_MS and past read_lsn; else the primary. */
 struct pg *worker_read_db(struct worker *w);
 
+/* Invalidates cache keys after a write (cache_invalidate), tagging them with
+ * the primary's WAL position when replicas are in use, so that a refill of
+ * those keys never reads a replica that has not replayed the write. */
+void worker_invalidate(struct worker *w, struct arena *a, const char *const *keys, size_t n);
+
 /* Starts cfg->workers threads; done(req) is called on the worker thread
- * after the handler has answered. 0 or -1. */
-int workers_start(const struct config *cfg, void (*done)(struct request *));
+ * after the handler has answered. A request marked async runs async_run
+ * instead of its handler. 0 or -1. */
+int workers_start(const struct config *cfg, void (*done)(struct request *), route_handler async_run);
 /* Reserves a queue slot: 0, or -1 when the queue is full. */
 int workers_reserve(void);
 /* Queues a request into a reserved slot. */

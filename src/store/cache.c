@@ -82,10 +82,29 @@ static void drop_local(const char *key)
 	nearcache_drop_variants(key);
 }
 
-void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n)
+/* Marks each key with the WAL position its refill must read at (replicas.h),
+ * for longer than any replica may lag and still be read. */
+static const char mark_lua[] =
+	"for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1], 'EX', 60) end\n"
+	"return 0\n";
+
+void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n, uint64_t lsn)
 {
 	if (!n)
 		return;
+	if (lsn) {
+		const char **margv = arena_alloc(a, (n + 4) * sizeof(*margv));
+		size_t *mlens = arena_alloc(a, (n + 4) * sizeof(*mlens));
+		margv[0] = "EVAL";
+		margv[1] = mark_lua;
+		margv[2] = arena_printf(a, "%zu", n);
+		for (size_t i = 0; i < n; i++)
+			margv[3 + i] = cache_lsn_key(a, keys[i]);
+		margv[3 + n] = arena_printf(a, "%llu", (unsigned long long)lsn);
+		for (size_t i = 0; i < n + 4; i++)
+			mlens[i] = strlen(margv[i]);
+		redis_commandv(r, a, (int)n + 4, margv, mlens);
+	}
 	/* One UNLINK for all keys and their fill leases (see http/cached.c), one
 	 * message naming them all: two round trips. */
 	const char **argv = arena_alloc(a, (2 * n + 1) * sizeof(*argv));
@@ -106,6 +125,11 @@ void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys,
 	redis_commandv(r, a, (int)(2 * n) + 1, argv, lens);
 	redis_command(r, a, "PUBLISH %s %b", channel, msg.ptr, msg.len);
 	buf_release(&msg);
+}
+
+const char *cache_lsn_key(struct arena *a, const char *key)
+{
+	return arena_printf(a, "%slsn:%s", cache_prefix(), key);
 }
 
 void cache_clear_all(struct redis *r, struct arena *a)

@@ -54,8 +54,13 @@ const char *cache_field(struct arena *a, const char *const *values, int nvalues)
 
 /* Deletes keys (without prefix, as in the family pattern, ids filled in)
  * from Redis and from the near-cache of every instance. Never fails: with
- * Redis down the keys expire by their TTL. */
-void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n);
+ * Redis down the keys expire by their TTL. A nonzero lsn is the WAL position
+ * of the write: refills of these keys must read at or past it (kept 60 s
+ * under cache_lsn_key). */
+void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n, uint64_t lsn);
+
+/* The Redis key holding the WAL position of key's last invalidation. */
+const char *cache_lsn_key(struct arena *a, const char *key);
 
 void cache_count(struct cache_family *f, const char *x_cache);
 

@@ -28,8 +28,16 @@ def test_dependency_health(base, path):
 
 
 @pytest.mark.parametrize("path", ["/health/queue", "/api/v1/health/queue"])
-def test_queue_health_disabled_without_broker(base, path):
-    assert get_json(base + path) == {"status": "disabled"}
+def test_queue_health_disabled_without_broker(spawn, path):
+    s = spawn(AMQP_URL="")
+    assert get_json(s.url + path) == {"status": "disabled"}
+
+
+@pytest.mark.parametrize("path", ["/health/queue", "/api/v1/health/queue"])
+def test_queue_health_with_the_broker(base, path):
+    body = get_json(base + path)
+    assert body["status"] == "healthy" and body["consumers"] >= 1
+    assert isinstance(body["latency_ms"], (int, float)) and body["ready"] >= 0
 
 
 def test_livez(base):

@@ -171,6 +171,8 @@ ROUTES = {
     "GET /api/v1/rail/bookings/{booking_id}": Row(BOOKER, booking_id="rail_booking"),
     # a booking per caller that may cancel it (a cancelled booking is 409)
     "POST /api/v1/rail/bookings/{booking_id}/cancel": Row(BOOKER, booking_id="rail_cancel"),
+    # asynchronous commands: the demo rider's operation
+    "GET /api/v1/operations/{operation_id}": Row(OWNER, operation_id="operation"),
 }
 
 CREDENTIALS = dict(DEMO_ACCOUNTS, other=OTHER_RIDER)
@@ -244,6 +246,11 @@ def ctx(base, tokens):
 
     c["rail_booking"] = book()
     c["rail_cancel"] = PerCaller(rider=book(), admin=book())
+    # An operation of the demo rider's: an asynchronous tap-in.
+    r = requests.post(base + V1 + "/trips/start", headers={**rider, "Prefer": "respond-async"}, json={
+        "card_id": new_card(20000), "route_id": c["route_id"], "boarding_station_id": c["board_station"]})
+    assert r.status_code in (201, 202), r.text
+    c["operation"] = int(r.headers["Location"].rsplit("/", 1)[1]) if r.status_code == 202 else 0
     return c
 
 

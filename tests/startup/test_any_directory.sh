@@ -14,7 +14,7 @@
 # The copy is this checkout's files (tracked and untracked, not ignored) plus
 # its build outputs with their times, so nothing is rebuilt. Run by
 # scripts/test.sh; alone: bash tests/startup/test_any_directory.sh
-# Ports: STARTUP_PORT_BASE (25500) + 1..5 and + 11..15; the user: STARTUP_USER.
+# Ports: STARTUP_PORT_BASE (25500) + 1..8 and + 11..18; the user: STARTUP_USER.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=/usr/bin/python3
@@ -126,6 +126,11 @@ cleanup() {
       kill -INT "$pid" 2>/dev/null || true # PostgreSQL: fast shutdown; Redis: exit
       for i in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     done
+    pid=$(pidfile "$c/.run/rabbitmq/rabbitmq.pid")
+    if [ -n "$pid" ] && alive "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for i in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+    fi
     for f in "$c/.run/pg" "$c/.run/test/pg"; do
       [ -L "$f" ] || continue
       case $(readlink -m "$f") in "$state_dir"/?*/?*) rm -rf "$(dirname "$(readlink -m "$f")")" ;; esac
@@ -171,12 +176,13 @@ except Exception:
 # answers, then Ctrl-C; checks that it stopped all it started.
 make_run() {
   local name=$1 u=$2 home=$3 clone=$4 b=$5
-  local pg=$((b + 1)) redis=$((b + 2)) http=$((b + 3)) pid i pg_pid redis_pid
+  local pg=$((b + 1)) redis=$((b + 2)) http=$((b + 3)) rabbitmq=$((b + 6)) pid i pg_pid redis_pid rabbitmq_pid
   local t=$SECONDS
   log="$(dirname "$clone")/make-run-${name//[^a-z0-9]/-}.log"
-  for i in $pg $redis $http; do ! open "$i" || fail "port $i is in use (set STARTUP_PORT_BASE)"; done
+  for i in $pg $redis $http $rabbitmq; do ! open "$i" || fail "port $i is in use (set STARTUP_PORT_BASE)"; done
   as_case "$u" "$home"
-  (cd "$clone" && exec $PY -c "$LAUNCH" "${AS[@]}" RUN_PG_PORT=$pg RUN_REDIS_PORT=$redis PORT=$http make run) \
+  (cd "$clone" && exec $PY -c "$LAUNCH" "${AS[@]}" RUN_PG_PORT=$pg RUN_REDIS_PORT=$redis RUN_RABBITMQ_PORT=$rabbitmq \
+    PORT=$http make run) \
     >"$log" 2>&1 &
   pid=$!
   groups+=("$pid")
@@ -188,6 +194,8 @@ make_run() {
   done
   pg_pid=$(pidfile "$clone/.run/pg/postmaster.pid")
   redis_pid=$(pidfile "$clone/.run/redis/redis.pid")
+  rabbitmq_pid=$(pidfile "$clone/.run/rabbitmq/rabbitmq.pid")
+  [ -n "$rabbitmq_pid" ] && alive "$rabbitmq_pid" || fail "$name: no RabbitMQ running for .run/rabbitmq"
   [ -n "$pg_pid" ] && alive "$pg_pid" || fail "$name: no PostgreSQL running for .run/pg"
   [ -n "$redis_pid" ] && alive "$redis_pid" || fail "$name: no Redis running for .run/redis"
   if [ -z "$u" ] && [ "$(id -u)" -eq 0 ]; then
@@ -213,6 +221,7 @@ make_run() {
   ! kill -0 -- "-$pid" 2>/dev/null || fail "$name: processes of make run's group survived Ctrl-C"
   gone "$pg_pid" || fail "$name: PostgreSQL ($pg_pid) still runs after Ctrl-C"
   gone "$redis_pid" || fail "$name: Redis ($redis_pid) still runs after Ctrl-C"
+  gone "$rabbitmq_pid" || fail "$name: RabbitMQ ($rabbitmq_pid) still runs after Ctrl-C"
   for i in $pg $redis $http; do ! open "$i" || fail "$name: port $i still open after Ctrl-C"; done
   [ ! -e "$clone/.run/pg/postmaster.pid" ] || fail "$name: postmaster.pid left behind"
   ! grep -Eq 'could not change directory|Permission denied' "$log" || fail "$name: permission warnings in the output"

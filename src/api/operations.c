@@ -1,0 +1,14 @@
+/* GET /operations/{id}: the outcome of an asynchronous command. */
+#include "../domain/operations.h"
+#include "../http/worker.h"
+#include "api.h"
+#include "../core/banned.h"
+
+void operation_get_one(struct request *req, struct worker *w)
+{
+	struct api_error e;
+	/* A rider sees only their own; anyone else's is answered as missing. */
+	int64_t owner = req->auth->role == ROLE_RIDER ? req->auth->user_id : 0;
+	if (operation_get(&w->primary, &req->arena, req->ids[0], owner, reply(req, 200), &e))
+		reply_problem(req, &e);
+}
