@@ -24,6 +24,7 @@ Prints the table the issue asks for and writes it to FAULTS_REPORT
 TEST_PG_DIR, TEST_PG_PORT, TEST_REDIS_DIR, TEST_REDIS_PORT, TRANSITD_BIN,
 FAULTS_CLIENTS (12), FAULTS_PHASE_S (8).
 """
+import atexit
 import collections
 import datetime
 import os
@@ -296,6 +297,8 @@ def main():
     db.autocommit = True
     cur = db.cursor()
     server = Transitd()
+    # whatever happens to the suite, the server it started does not outlive it
+    atexit.register(lambda: server.proc and server.proc.poll() is None and server.proc.kill())
     server.start()
     tokens = {"operator": login(server, "operator@transitd.local", "operator-change-me"),
               "admin": login(server, "admin@transitd.local", "admin-change-me")}
