@@ -219,13 +219,16 @@ int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t 
 		goto out;
 	}
 	*user_id = atoll(PQgetvalue(r, 0, 0));
-	if (PQgetisnull(r, 0, 1)) {
+	int role_changed = strcmp(PQgetvalue(r, 0, 2), role_name(spec->role)) != 0;
+	if (PQgetisnull(r, 0, 1) && role_changed) {
 		/* Someone registered this email: provisioning never elevates it. */
 		PQclear(r);
 		rc = 1;
 		goto out;
 	}
-	int role_changed = strcmp(PQgetvalue(r, 0, 2), role_name(spec->role)) != 0;
+	/* Not marked but already in that role: an account from before the
+	 * mark existed (an admin an earlier `migrate` made), or one an admin
+	 * promoted. Nothing is elevated; it is adopted as it is. */
 	const char *old_hash = PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3);
 	/* A password already set is kept (seed), or replaced only when it is another one. */
 	const char *new_hash = hash;
@@ -235,12 +238,12 @@ int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t 
 	else if (old_hash)
 		password_changed = 1;
 	const char *u[] = { PQgetvalue(r, 0, 0), new_hash, role_name(spec->role),
-			    role_changed || password_changed ? "true" : "false" };
+			    role_changed || password_changed ? "true" : "false", spec->provisioner };
 	PGresult *w = admin_exec(db,
 		"UPDATE users SET password_hash = $2, role = $3, sessions_valid_after = CASE WHEN $4::bool THEN now()"
-		"  ELSE sessions_valid_after END WHERE user_id = $1"
+		"  ELSE sessions_valid_after END, provisioned_by = coalesce(provisioned_by, $5) WHERE user_id = $1"
 		" RETURNING CASE WHEN $4::bool THEN (extract(epoch FROM sessions_valid_after) * 1000)::bigint END",
-		4, u);
+		5, u);
 	PQclear(r);
 	if (!w)
 		goto out;

@@ -53,7 +53,9 @@ struct account_spec {
 /*
  * Creates an account for provisioning (migrate, seed) on an admin connection,
  * or brings one it created earlier to the given role and password. An
- * account someone else created (registered) is never touched: returns 1.
+ * account someone else created (registered) is never elevated: returns 1,
+ * untouched; one already in the role (an admin from before accounts were
+ * marked, or promoted by an admin) is adopted.
  * When the role or the password of an existing account changes, its logins
  * end: *revoked_ms is the cut-off to publish (0 when nothing changed).
  * 0, 1, or -1 (database error, message on stderr).

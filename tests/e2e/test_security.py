@@ -492,3 +492,21 @@ def test_a_malformed_version_is_400_and_another_version_505(server):
     assert status == 400
     status, _, _, _ = raw_request(server.port, b"GET /livez HTTP/2.0\r\nHost: a\r\n\r\n")
     assert status == 505
+
+
+def test_an_admin_from_before_the_mark_is_adopted_not_refused(fresh_db):
+    """Upgrading: the admin an earlier `migrate` created has no provisioned_by;
+    the next `migrate` with the same ADMIN_EMAIL must still succeed."""
+    env = {"DATABASE_URL": fresh_db, "ADMIN_EMAIL": "old-admin@transitd.test",
+           "ADMIN_PASSWORD": "an-old-admin-password"}
+    assert run_bin("migrate", env=env).returncode == 0
+    conn = psycopg2.connect(fresh_db)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE users SET provisioned_by = NULL WHERE email = 'old-admin@transitd.test'")
+        out = run_bin("migrate", env=env)
+        assert out.returncode == 0, out
+        assert db_scalar(conn, "SELECT provisioned_by FROM users WHERE email = 'old-admin@transitd.test'") == "admin-env"
+    finally:
+        conn.close()
