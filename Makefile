@@ -19,7 +19,17 @@ EMBED    := $(wildcard db/migrations/*.sql db/seed/*.sql) docs/openapi.json
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan web unit test run cluster test-cluster image test-image bench bench-app bench-cluster bench-async clean
+# libFuzzer harnesses (clang from Debian): the library built again with
+# coverage instrumentation, ASan and UBSan; one binary per harness.
+FUZZ_CC    := clang
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_OBJ   := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all asan web unit test run cluster test-cluster image test-image bench bench-app bench-cluster bench-async \
+	clean fuzz fuzz-build test-faults
 
 all: build/transitd web
 
@@ -63,6 +73,26 @@ build/unit/%: tests/unit/%.c $(LIB_OBJ) build/obj/gen/embedded.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) $(CFLAGS) -Isrc $< $(LIB_OBJ) build/obj/gen/embedded.o $(LIBS) $(shell pkg-config --libs cmocka) -o $@
 
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  CC     $< (fuzz)'
+	@$(FUZZ_CC) $(ALLFLAGS) -Wno-unused-command-line-argument $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c $< -o $@
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) build/obj/gen/embedded.o
+	@mkdir -p $(dir $@)
+	@echo '  LD     $@'
+	@$(FUZZ_CC) $(ALLFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -Isrc $< $(FUZZ_OBJ) build/obj/gen/embedded.o $(LIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each harness for FUZZ_SECONDS (60 by default) from its seed corpus.
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+# Faults under load (bounded): see docs/RESILIENCE.md.
+test-faults:
+	@bash scripts/test-faults.sh
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
@@ -100,4 +130,4 @@ bench-async:
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

@@ -49,6 +49,12 @@ ENV
 echo "== unit tests"
 make -s unit
 
+# Every libFuzzer harness for a few seconds, so that they keep building and
+# the seed corpora keep passing (`make fuzz` runs them a minute each).
+echo "== fuzzing (${TEST_FUZZ_SECONDS:-3} s per harness)"
+make -s fuzz-build
+FUZZ_SECONDS=${TEST_FUZZ_SECONDS:-3} bash scripts/fuzz.sh
+
 # `make run` and the test services from a mode-0700 folder, as root and as an
 # ordinary user (tests/startup/test_any_directory.sh). TEST_STARTUP=0 skips it.
 if [ "${TEST_STARTUP:-1}" != 0 ]; then

@@ -81,6 +81,28 @@ static int need_database(const struct config *cfg)
 	return 0;
 }
 
+/* Creates or updates an account of transitd's own; when its role or
+ * password changed, its logins end (on every instance, if Redis can be
+ * reached; otherwise access tokens run out within ACCESS_TOKEN_TTL and
+ * refresh tokens are refused at once by the database). 0, 1 (someone
+ * else's account, untouched) or -1. */
+static int provision(const struct config *cfg, struct pg *pg, const struct account_spec *spec)
+{
+	int64_t user_id, revoked_ms;
+	int rc = user_ensure_account(pg, spec, &user_id, &revoked_ms);
+	if (rc || !revoked_ms)
+		return rc;
+	cache_configure(cfg);
+	auth_configure_ttls(cfg);
+	redisContext *c = redis_connect_raw(cfg, 1000);
+	if (!c || session_revoke_user_raw(c, user_id, revoked_ms))
+		fprintf(stderr, "transitd: Redis unreachable: access tokens of %s run out within ACCESS_TOKEN_TTL\n",
+			spec->email);
+	if (c)
+		redisFree(c);
+	return 0;
+}
+
 static int cmd_migrate(const struct config *cfg)
 {
 	struct pg pg;
@@ -93,8 +115,14 @@ static int cmd_migrate(const struct config *cfg)
 			fprintf(stderr, "transitd: ADMIN_PASSWORD must be at least 10 characters\n");
 			rc = -1;
 		} else {
-			rc = user_ensure_account(&pg, cfg->admin_email, cfg->admin_password, ROLE_ADMIN, "Admin", "", 0);
-			if (!rc)
+			struct account_spec spec = { cfg->admin_email, cfg->admin_password, "Admin", "", ROLE_ADMIN,
+						     "admin-env", 0 };
+			rc = provision(cfg, &pg, &spec);
+			if (rc == 1)
+				fprintf(stderr, "transitd: ADMIN_EMAIL %s belongs to an account that was registered, "
+						"not created by migrate; it is not made an admin. Choose another "
+						"ADMIN_EMAIL, or have an admin change its role.\n", cfg->admin_email);
+			else if (!rc)
 				printf("admin account %s ready\n", cfg->admin_email);
 		}
 	}
@@ -137,9 +165,16 @@ static int cmd_seed(const struct config *cfg, int argc, char **argv)
 		{ "operator@transitd.local", "operator-change-me", "Olga", "Operadora", ROLE_OPERATOR },
 		{ "rider@transitd.local", "rider-change-me", "Ana", "Rodríguez", ROLE_RIDER },
 	};
-	for (size_t i = 0; !rc && !n && i < sizeof(demo) / sizeof(demo[0]); i++)
-		rc = user_ensure_account(&pg, demo[i].email, demo[i].password, demo[i].role, demo[i].first,
-					 demo[i].last, 1);
+	for (size_t i = 0; !rc && !n && i < sizeof(demo) / sizeof(demo[0]); i++) {
+		struct account_spec spec = { demo[i].email, demo[i].password, demo[i].first, demo[i].last,
+					     demo[i].role, "seed", 1 };
+		rc = provision(cfg, &pg, &spec);
+		if (rc == 1) {
+			fprintf(stderr, "transitd: %s was registered by someone before the seed ran; it is left "
+					"as it is (not a demo account)\n", demo[i].email);
+			rc = 0;
+		}
+	}
 	pg_close(&pg);
 	if (!rc && n)
 		printf("scale data loaded for %ld users\n", n);
@@ -240,6 +275,7 @@ static int cmd_serve(struct config *cfg)
 	revocation_fail_open(cfg->auth_fail_open);
 	ratelimit_configure(cfg->rate_limit_fail_closed);
 	auth_api_configure(cfg);
+	cards_api_configure(cfg);
 
 	/* Signals go to this thread only: every thread started below inherits the mask. */
 	sigset_t stop;

@@ -1,14 +1,16 @@
 -- Demo riders, cards with balances, and recharge points. Balances are built
 -- from recharges and their ledger rows, so the ledger invariant holds.
 -- Idempotent: users by email, cards and points by fixed id, money only once.
+-- An account someone registered under a demo email before the seed ran is
+-- left alone: it is not marked as the seed's, and demo cards never go to it.
 
-INSERT INTO users (user_id, email, first_name, last_name) VALUES
-    (1, 'admin@transitd.local', 'Admin', 'Transitd'),
-    (2, 'operator@transitd.local', 'Olga', 'Operadora'),
-    (3, 'rider@transitd.local', 'Ana', 'Rodríguez'),
-    (4, 'carlos.gomez@transitd.local', 'Carlos', 'Gómez'),
-    (5, 'lucia.martinez@transitd.local', 'Lucía', 'Martínez')
-ON CONFLICT (email) DO NOTHING;
+INSERT INTO users (user_id, email, first_name, last_name, provisioned_by) VALUES
+    (1, 'admin@transitd.local', 'Admin', 'Transitd', 'seed'),
+    (2, 'operator@transitd.local', 'Olga', 'Operadora', 'seed'),
+    (3, 'rider@transitd.local', 'Ana', 'Rodríguez', 'seed'),
+    (4, 'carlos.gomez@transitd.local', 'Carlos', 'Gómez', 'seed'),
+    (5, 'lucia.martinez@transitd.local', 'Lucía', 'Martínez', 'seed')
+ON CONFLICT DO NOTHING;
 SELECT setval(pg_get_serial_sequence('users', 'user_id'), greatest((SELECT max(user_id) FROM users), 1));
 
 INSERT INTO recharge_points (recharge_point_id, name, station_id) VALUES
@@ -28,16 +30,17 @@ DECLARE
     entry bigint;
 BEGIN
     FOR demo IN SELECT * FROM (VALUES
-        (1::bigint, '6061000000000011', 3::bigint, ARRAY[20000, 10000]::bigint[]),
-        (2, '6061000000000029', 3, ARRAY[5000]::bigint[]),
-        (3, '6061000000000037', 4, ARRAY[50000]::bigint[]),
-        (4, '6061000000000045', 5, ARRAY[3200, 3200]::bigint[]),
+        (1::bigint, '6061000000000011', 'rider@transitd.local', ARRAY[20000, 10000]::bigint[]),
+        (2, '6061000000000029', 'rider@transitd.local', ARRAY[5000]::bigint[]),
+        (3, '6061000000000037', 'carlos.gomez@transitd.local', ARRAY[50000]::bigint[]),
+        (4, '6061000000000045', 'lucia.martinez@transitd.local', ARRAY[3200, 3200]::bigint[]),
         (5, '6061000000000052', NULL, ARRAY[10000]::bigint[]),
         (6, '6061000000000060', NULL, ARRAY[]::bigint[])
-    ) AS t(card_id, card_number, user_id, recharges)
+    ) AS t(card_id, card_number, owner, recharges)
     LOOP
         CONTINUE WHEN EXISTS (SELECT 1 FROM cards WHERE card_id = demo.card_id);
-        INSERT INTO cards (card_id, card_number, user_id) VALUES (demo.card_id, demo.card_number, demo.user_id);
+        INSERT INTO cards (card_id, card_number, user_id) VALUES (demo.card_id, demo.card_number,
+            (SELECT user_id FROM users WHERE email = demo.owner AND provisioned_by = 'seed'));
         balance := 0;
         FOREACH amount IN ARRAY demo.recharges LOOP
             balance := balance + amount;

@@ -51,6 +51,7 @@ void alerts_end(struct request *req, struct worker *w);
 
 /* cards.c */
 extern struct cache_family family_card_balance, family_card_history;
+void cards_api_configure(const struct config *cfg);
 void cards_create(struct request *req, struct worker *w);
 void card_get_one(struct request *req, struct worker *w);
 void card_balance_get(struct request *req, struct worker *w);
@@ -76,6 +77,7 @@ void payment_sandbox_sign(struct request *req, struct worker *w);
 
 /* auth.c */
 void auth_api_configure(const struct config *cfg);
+void auth_register_prepare(struct request *req, struct worker *w);
 void auth_register(struct request *req, struct worker *w);
 void auth_login(struct request *req, struct worker *w);
 void auth_refresh(struct request *req, struct worker *w);

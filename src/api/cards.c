@@ -14,10 +14,22 @@
 
 static const char *const page_query[] = { "limit", "cursor", NULL };
 
+static const struct config *cfg;
+
+void cards_api_configure(const struct config *c)
+{
+	cfg = c;
+}
+
+static int normalize_page(struct request *req, const char **v, struct api_error *err)
+{
+	return query_page_canonical(req, &v[0], &v[1], err);
+}
+
 /* Money reads use the primary: a rider checks the balance right after paying. */
 struct cache_family family_card_balance = { .label = "card_balance", .key = "card:{}:balance", .ttl_s = 30 };
 struct cache_family family_card_history = { .label = "card_history", .key = "card:{}:history", .ttl_s = 60,
-					    .query = page_query };
+					    .query = page_query, .normalize = normalize_page };
 
 void card_cache_invalidate(struct request *req, struct worker *w, int64_t card_id, int status_changed)
 {
@@ -80,8 +92,12 @@ void cards_create(struct request *req, struct worker *w)
 		reply_problem(req, &e);
 		return;
 	}
-	/* A rider's card is the rider's own; staff may issue anonymous cards. */
+	/* A rider's card is the rider's own, and a rider holds a limited number
+	 * of them (each could ride on credit); staff may issue anonymous cards,
+	 * and replacements beyond the cap. */
+	int cap = 0;
 	if (req->auth->role == ROLE_RIDER) {
+		cap = cfg->max_cards_per_rider;
 		if (given && user_id != req->auth->user_id) {
 			api_fail(&e, "forbidden", "riders issue cards for themselves only");
 			reply_problem(req, &e);
@@ -89,9 +105,9 @@ void cards_create(struct request *req, struct worker *w)
 		}
 		user_id = req->auth->user_id;
 	}
-	if (idem_begin(&im, req, &w->primary, 0))
+	if (idem_begin(&im, req, &w->primary, cap > 0))
 		return;
-	if (card_create(&w->primary, &req->arena, user_id, reply(req, 201), &e)) {
+	if (card_create(&w->primary, &req->arena, user_id, cap, reply(req, 201), &e)) {
 		idem_abort(&im);
 		reply_problem(req, &e);
 		return;

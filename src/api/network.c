@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "../core/json.h"
+#include "../core/text.h"
 #include "../domain/network.h"
 #include "../http/cached.h"
 #include "../store/cache.h"
@@ -12,15 +13,53 @@
 static const char *const station_query[] = { "locality", "type", "limit", "cursor", NULL };
 static const char *const alerts_query[] = { "active_only", NULL };
 
+static int normalize_stations(struct request *req, const char **v, struct api_error *err);
+static int normalize_alerts(struct request *req, const char **v, struct api_error *err);
+
 struct cache_family family_localities = { .label = "localities", .key = "localities", .ttl_s = 3600, .near = 1 };
 struct cache_family family_stations = { .label = "stations", .key = "stations", .ttl_s = 300,
-					.query = station_query, .near = 1 };
+					.query = station_query, .near = 1,
+					.normalize = normalize_stations };
 struct cache_family family_station = { .label = "station", .key = "station:{}", .ttl_s = 300, .near = 1 };
 struct cache_family family_arrivals = { .label = "arrivals", .key = "station:{}:arrivals", .ttl_s = 15, .near = 1 };
 struct cache_family family_alerts = { .label = "alerts", .key = "station:{}:alerts", .ttl_s = 60,
-				      .query = alerts_query, .near = 1 };
+				      .query = alerts_query, .near = 1,
+				      .normalize = normalize_alerts };
 struct cache_family family_routes = { .label = "routes", .key = "routes", .ttl_s = 300, .near = 1 };
 struct cache_family family_route = { .label = "route", .key = "route:{}", .ttl_s = 300, .near = 1 };
+
+static int valid_station_type(const char *t)
+{
+	return !strcmp(t, "portal") || !strcmp(t, "trunk") || !strcmp(t, "cable") || !strcmp(t, "zonal") ||
+	       !strcmp(t, "rail");
+}
+
+/* locality (folded), type, limit, cursor. */
+static int normalize_stations(struct request *req, const char **v, struct api_error *err)
+{
+	if (v[0] && strlen(v[0]) > 64)
+		return api_fail_field(err, "locality", "must be at most 64 characters");
+	if (v[0])
+		v[0] = text_fold(&req->arena, v[0]);
+	if (v[0] && !*v[0])
+		v[0] = NULL;
+	if (v[1] && !*v[1])
+		v[1] = NULL;
+	if (v[1] && !valid_station_type(v[1]))
+		return api_fail_field(err, "type", "must be one of portal, trunk, cable, zonal, rail");
+	return query_page_canonical(req, &v[2], &v[3], err);
+}
+
+/* active_only: true unless "false". */
+static int normalize_alerts(struct request *req, const char **v, struct api_error *err)
+{
+	(void)req;
+	if (!v[0] || !strcmp(v[0], "true"))
+		v[0] = "true";
+	else if (strcmp(v[0], "false"))
+		return api_fail_field(err, "active_only", "must be true or false");
+	return 0;
+}
 
 static int fill_localities(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
 {
@@ -38,8 +77,7 @@ static int fill_stations(struct request *req, struct worker *w, struct buf *out,
 		f.locality = NULL;
 	if (f.type && !*f.type)
 		f.type = NULL;
-	if (f.type && strcmp(f.type, "portal") && strcmp(f.type, "trunk") && strcmp(f.type, "cable") &&
-	    strcmp(f.type, "zonal") && strcmp(f.type, "rail"))
+	if (f.type && !valid_station_type(f.type))
 		return api_fail_field(err, "type", "must be one of portal, trunk, cable, zonal, rail");
 	if (f.locality && strlen(f.locality) > 64)
 		return api_fail_field(err, "locality", "must be at most 64 characters");

@@ -20,3 +20,13 @@ int64_t request_rider_id(const struct request *req)
 {
 	return req->auth && req->auth->role == ROLE_RIDER ? req->auth->user_id : 0;
 }
+
+int query_page_canonical(struct request *req, const char **limit, const char **cursor, struct api_error *err)
+{
+	int64_t l, c;
+	if (query_page(req, &l, &c, err))
+		return -1;
+	*limit = arena_printf(&req->arena, "%lld", (long long)l);
+	*cursor = c ? arena_printf(&req->arena, "%lld", (long long)c) : NULL;
+	return 0;
+}

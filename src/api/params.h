@@ -12,5 +12,8 @@ int query_page(const struct request *req, int64_t *limit, int64_t *cursor, struc
 /* The caller's user id when the caller is a rider (who reaches only their
  * own cards, trips, bookings and payments), 0 for staff and public routes. */
 int64_t request_rider_id(const struct request *req);
+/* For cache families paged by limit and cursor: replaces the raw texts by
+ * the canonical ones ("20" and no cursor when absent or empty). 0 or -1 as query_page. */
+int query_page_canonical(struct request *req, const char **limit, const char **cursor, struct api_error *err);
 
 #endif

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "../core/json.h"
+#include "../core/text.h"
 #include "../domain/rail.h"
 #include "../http/cached.h"
 #include "../store/cache.h"
@@ -17,8 +18,9 @@
 static const char *const runs_query[] = { "origin", "destination", "date", NULL };
 
 struct cache_family family_rail_trains = { .label = "rail_trains", .key = "rail:trains", .ttl_s = 3600, .near = 1 };
+static int normalize_runs(struct request *req, const char **v, struct api_error *err);
 struct cache_family family_rail_runs = { .label = "rail_runs", .key = "rail:runs", .ttl_s = 30, .query = runs_query,
-					 .near = 1 };
+					 .near = 1, .normalize = normalize_runs };
 struct cache_family family_rail_seats = { .label = "rail_seats", .key = "rail:run:{}:seats", .ttl_s = 30, .near = 1 };
 
 /* A booking or cancellation changes the run's seat map, every run list
@@ -64,20 +66,58 @@ static int bogota_date(const char *in, char out[11], struct api_error *err)
 	return 0;
 }
 
-static int station_param(const struct request *req, const char *name, int64_t *out, struct api_error *err)
+/* The canonical origin/destination: a station id in decimal, or a folded
+ * name; NULL when absent. */
+static int station_canonical(struct request *req, const char *name, const char **v, struct api_error *err)
+{
+	int64_t id;
+	if (!*v || !**v) {
+		*v = NULL;
+		return 0;
+	}
+	if (strspn(*v, "0123456789") == strlen(*v)) {
+		if (parse_int64(*v, 1, INT32_MAX, &id))
+			return api_fail_field(err, name, "must be a station id or a station name");
+		*v = arena_printf(&req->arena, "%lld", (long long)id);
+		return 0;
+	}
+	if (strlen(*v) > 100)
+		return api_fail_field(err, name, "must be at most 100 characters");
+	*v = text_fold(&req->arena, *v);
+	if (!**v)
+		*v = NULL;
+	return 0;
+}
+
+/* origin, destination, date: ids or folded names, and the date in full. */
+static int normalize_runs(struct request *req, const char **v, struct api_error *err)
+{
+	char date[11];
+	if (station_canonical(req, "origin", &v[0], err) || station_canonical(req, "destination", &v[1], err) ||
+	    bogota_date(v[2], date, err))
+		return -1;
+	v[2] = arena_strdup(&req->arena, date);
+	return 0;
+}
+
+/* A station id, or the id of the rail station with that name. */
+static int station_param(struct request *req, struct worker *w, const char *name, int64_t *out,
+			 struct api_error *err)
 {
 	const char *v = request_query(req, name);
 	*out = 0;
-	if (v && *v && parse_int64(v, 1, INT32_MAX, out))
-		return api_fail_field(err, name, "must be a station id");
-	return 0;
+	if (!v || !*v)
+		return 0;
+	if (strspn(v, "0123456789") == strlen(v))
+		return parse_int64(v, 1, INT32_MAX, out) ? api_fail_field(err, name, "must be a station id") : 0;
+	return rail_station_resolve(worker_read_db(w), &req->arena, name, v, out, err);
 }
 
 static int fill_runs(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
 {
 	int64_t origin, destination;
 	char date[11];
-	if (station_param(req, "origin", &origin, err) || station_param(req, "destination", &destination, err) ||
+	if (station_param(req, w, "origin", &origin, err) || station_param(req, w, "destination", &destination, err) ||
 	    bogota_date(request_query(req, "date"), date, err))
 		return -1;
 	return rail_runs(worker_read_db(w), &req->arena, origin, destination, date, out, err);

@@ -52,7 +52,9 @@ const struct route api_routes[] = {
 	ROUTE(METHOD_PATCH, V1 "/alerts/{alert_id}", alerts_end, ROUTE_JSON_BODY, ROLE_ADMIN, NULL, "end an alert"),
 
 	/* auth and users */
-	ROUTE(METHOD_POST, V1 "/auth/register", auth_register, ROUTE_JSON_BODY, 0, NULL, "create a rider account"),
+	/* the password hash runs first, on the password pool (http/hashpool.h) */
+	{ .method = METHOD_POST, .pattern = V1 "/auth/register", .handler = auth_register, .flags = ROUTE_JSON_BODY,
+	  .summary = "create a rider account", .prepare = auth_register_prepare },
 	ROUTE(METHOD_POST, V1 "/auth/login", auth_login, ROUTE_JSON_BODY, 0, NULL, "log in: access and refresh tokens"),
 	ROUTE(METHOD_POST, V1 "/auth/refresh", auth_refresh, ROUTE_JSON_BODY, 0, NULL, "rotate the refresh token"),
 	ROUTE(METHOD_POST, V1 "/auth/logout", auth_logout, 0, ROLE_ANY, NULL, "revoke this login's tokens"),

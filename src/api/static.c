@@ -25,15 +25,14 @@ static struct static_file {
 	const char *file; /* under WEB_DIR; NULL for the embedded OpenAPI document */
 	const char *type;
 	const char *cache_control;
-	const char *csp; /* Content-Security-Policy, or NULL */
 	struct representation plain, gz; /* gz.data is NULL when gzip does not pay */
 	char *owned;                     /* plain.data when read from a file */
+	char *csp;                       /* pages: their Content-Security-Policy */
 } files[] = {
 #define FILE(p, f, t, cc) { .path = p, .file = f, .type = t, .cache_control = cc }
 	FILE("/", "index.html", "text/html; charset=utf-8", "no-cache"),
-	/* A page with pay buttons is never shown inside another site's frame. */
-	{ .path = "/checkout/{payment_id}", .file = "checkout.html", .type = "text/html; charset=utf-8",
-	  .cache_control = "no-cache", .csp = "frame-ancestors 'none'" },
+	/* a page with pay buttons: like every page, never inside another site's frame */
+	FILE("/checkout/{payment_id}", "checkout.html", "text/html; charset=utf-8", "no-cache"),
 	FILE("/docs", "docs.html", "text/html; charset=utf-8", "no-cache"),
 	FILE("/docs/swagger-ui.css", "node_modules/swagger-ui-dist/swagger-ui.css", "text/css; charset=utf-8",
 	     "public, max-age=86400"),
@@ -94,6 +93,48 @@ static char *gzip_of(const char *data, size_t len, size_t *out_len)
 	return out;
 }
 
+/* Appends " 'sha256-<base64>'" for the body of every inline element of the
+ * given kind (<script> without src, <style>) in the page, so the policy
+ * allows exactly the page's own inline code and nothing injected. */
+static void add_inline_hashes(struct buf *b, const char *page, size_t len, const char *tag)
+{
+	char open[16], close[16];
+	snprintf(open, sizeof(open), "<%s", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	const char *end = page + len;
+	for (const char *p = page; (p = memmem(p, (size_t)(end - p), open, strlen(open)));) {
+		const char *gt = memchr(p, '>', (size_t)(end - p));
+		if (!gt)
+			return;
+		const char *body = gt + 1;
+		const char *stop = memmem(body, (size_t)(end - body), close, strlen(close));
+		if (!stop)
+			return;
+		if (!memmem(p, (size_t)(gt - p), " src=", 5)) {
+			unsigned char h[crypto_hash_sha256_BYTES];
+			char b64[sodium_base64_ENCODED_LEN(crypto_hash_sha256_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+			crypto_hash_sha256(h, (const unsigned char *)body, (unsigned long long)(stop - body));
+			sodium_bin2base64(b64, sizeof(b64), h, sizeof(h), sodium_base64_VARIANT_ORIGINAL);
+			buf_addf(b, " 'sha256-%s'", b64);
+		}
+		p = stop;
+	}
+}
+
+/* A page may run its own scripts and styles and those it names on this
+ * origin, talk to this origin, and be framed by nobody. Swagger UI shows
+ * inline SVG (data: images) and sets style attributes from its scripts. */
+static char *page_policy(const char *page, size_t len)
+{
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "default-src 'none'; script-src 'self'");
+	add_inline_hashes(&b, page, len, "script");
+	buf_adds(&b, "; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'"
+		     "; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+	size_t n;
+	return buf_detach(&b, &n);
+}
+
 void static_load(const char *web_dir)
 {
 	for (size_t i = 0; i < NFILES; i++) {
@@ -112,6 +153,8 @@ void static_load(const char *web_dir)
 			f->plain.len = embedded_len(&embedded_docs[0]);
 		}
 		set_etag(&f->plain, "");
+		if (!strncmp(f->type, "text/html", 9))
+			f->csp = page_policy(f->plain.data, f->plain.len);
 		if (strncmp(f->type, "image/", 6)) {
 			f->gz.data = gzip_of(f->plain.data, f->plain.len, &f->gz.len);
 			if (f->gz.data)
@@ -124,6 +167,8 @@ void static_free(void)
 {
 	for (size_t i = 0; i < NFILES; i++) {
 		free(files[i].owned);
+		free(files[i].csp);
+		files[i].csp = NULL;
 		free((char *)files[i].gz.data);
 		memset(&files[i].plain, 0, sizeof(files[i].plain));
 		memset(&files[i].gz, 0, sizeof(files[i].gz));
@@ -181,9 +226,8 @@ void static_get(struct request *req, struct worker *w)
 		const struct representation *r =
 			f->gz.data && accepts_gzip(request_header(req, "Accept-Encoding")) ? &f->gz : &f->plain;
 		reply_header(req, "ETag", r->etag);
+		req->res.page_csp = f->csp;
 		reply_header(req, "Cache-Control", f->cache_control);
-		if (f->csp)
-			reply_header(req, "Content-Security-Policy", f->csp);
 		if (f->gz.data)
 			reply_header(req, "Vary", "Accept-Encoding");
 		if (none_match(request_header(req, "If-None-Match"), r->etag)) {

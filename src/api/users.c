@@ -1,5 +1,7 @@
 /* /api/v1/users…: the caller, the user list and the earlier API's counts. */
+#include "../auth/session.h"
 #include "../core/json.h"
+#include "../core/log.h"
 #include "../domain/users.h"
 #include "../http/worker.h"
 #include "api.h"
@@ -43,8 +45,14 @@ void users_set_role(struct request *req, struct worker *w)
 		api_fail_field(&e, "role", "must be rider, operator or admin");
 		goto fail;
 	}
-	if (user_set_role(&w->primary, &req->arena, req->ids[0], role, reply(req, 200), &e))
+	int64_t revoked_ms;
+	if (user_set_role(&w->primary, &req->arena, req->ids[0], role, reply(req, 200), &revoked_ms, &e))
 		goto fail;
+	/* Committed: the user's logins under the old role end on every instance
+	 * (this one already refuses them if Redis cannot be told). */
+	if (revoked_ms && session_revoke_user(&w->redis, &req->arena, req->ids[0], revoked_ms))
+		log_msg(LOG_WARN, "role change of user %lld: other instances learn of it when Redis is back",
+			(long long)req->ids[0]);
 	return;
 fail:
 	reply_problem(req, &e);

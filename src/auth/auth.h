@@ -27,6 +27,7 @@ struct principal {
 	int64_t user_id;
 	enum role role;
 	int64_t exp;
+	int64_t issued_ms; /* the "ims" claim (iat in ms for older tokens) */
 	char jti[48];
 	char fam[48];
 };
@@ -35,8 +36,23 @@ const char *role_name(enum role r);
 /* 0 for an unknown name. */
 enum role role_parse(const char *s);
 
-/* Start-up: keeps cfg (secret, TTLs). -1 with a message when the secret is too short. */
+/* Start-up: keeps cfg (secret, TTLs). -1 with a message when the secret is
+ * refused by auth_secret_check. */
 int auth_configure(const struct config *cfg, char *err, size_t errlen);
+
+/* Commands that sign nothing (migrate, seed) but publish revocations: the
+ * token lifetimes of cfg. */
+void auth_configure_ttls(const struct config *cfg);
+
+#define AUTH_SECRET_MIN_BYTES 32
+#define AUTH_SECRET_MIN_BITS 128
+#define AUTH_SECRET_SCAN_BYTES 4096 /* placeholders and patterns are looked for in this much */
+/* Whether a JWT secret may sign tokens: at least 32 bytes, no known
+ * placeholder ("change-me", "example", …), no repeating or stepping
+ * pattern, and at least 128 bits by the Shannon estimate of its characters
+ * (48 random bytes in base64 show about 300). 0, or -1 with a message that
+ * says how to generate one. CPU only. */
+int auth_secret_check(const char *secret, char *err, size_t errlen);
 
 /* Hashes with Argon2id (interactive limits). At most a few run at once, so a
  * burst of logins cannot exhaust memory. 0 or -1 (out of memory). */
@@ -51,14 +67,21 @@ void token_random(char out[48]);
 /* Signs an access token; returns a malloc'd string (caller frees) or NULL. */
 char *token_issue(int64_t user_id, enum role role, const char *fam, char jti_out[48], int64_t *exp_out);
 
+/* 1 when the token's header is a JSON object whose alg is "HS256"; checked
+ * before libjwt sees a token, so "none" or another algorithm never reaches it. */
+int token_header_is_hs256(const char *token);
+
 enum token_result { TOKEN_OK, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TOKEN_UNVERIFIABLE };
 /* Verifies a bearer token into *p. TOKEN_UNVERIFIABLE: the revocation list
  * is not current (Redis unreachable) and auth fails closed. */
 enum token_result token_verify(const char *token, struct principal *p);
 
-/* The local revocation list. Entries are "j:<jti>" or "f:<family>", dropped
- * after their expiry (unix seconds). */
+/* The local revocation list. Entries are "j:<jti>", "f:<family>" or
+ * "u:<user>:<cut-off ms>" (every token of the user issued before the
+ * cut-off), dropped after their expiry (unix seconds). */
 void revocation_add(const char *entry, int64_t exp);
+/* The latest cut-off (unix ms) of the user's tokens, 0 for none. */
+int64_t revocation_user_cutoff(int64_t user_id);
 int revocation_has(const char *entry);
 /* Whether the list is known to be current (set by the subscriber). */
 void revocation_set_current(int current);

@@ -1,5 +1,6 @@
 /* The in-memory mirror of the Redis revocation set. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 struct entry {
 	struct entry *next;
 	int64_t exp;
+	int64_t since; /* "u:<user>" entries: tokens issued before this (unix ms) are revoked */
 	char name[];
 };
 
@@ -58,11 +60,27 @@ static void prune(struct entry **pp, int64_t now)
 	}
 }
 
-void revocation_add(const char *name, int64_t exp)
+void revocation_add(const char *member, int64_t exp)
 {
 	int64_t now = time(NULL);
 	if (exp <= now)
 		return;
+	/* "u:<user>:<cut-off ms>" is kept as "u:<user>" with the latest cut-off. */
+	char user[40];
+	int64_t since = 0;
+	const char *name = member;
+	if (!strncmp(member, "u:", 2)) {
+		const char *colon = strchr(member + 2, ':');
+		char *end;
+		if (!colon || (size_t)(colon - member) >= sizeof(user))
+			return;
+		since = strtoll(colon + 1, &end, 10);
+		if (*end || since <= 0)
+			return;
+		memcpy(user, member, (size_t)(colon - member));
+		user[colon - member] = '\0';
+		name = user;
+	}
 	unsigned b = hash(name);
 	size_t n = strlen(name);
 	pthread_rwlock_wrlock(&lock);
@@ -74,10 +92,13 @@ void revocation_add(const char *name, int64_t exp)
 	if (e) {
 		if (exp > e->exp)
 			e->exp = exp;
+		if (since > e->since)
+			e->since = since;
 	} else {
 		e = xmalloc(sizeof(*e) + n + 1);
 		memcpy(e->name, name, n + 1);
 		e->exp = exp;
+		e->since = since;
 		e->next = buckets[b];
 		buckets[b] = e;
 	}
@@ -99,6 +120,19 @@ int revocation_has(const char *name)
 	if (!__atomic_load_n(&current, __ATOMIC_ACQUIRE) && !fail_open)
 		return -1;
 	return 0;
+}
+
+int64_t revocation_user_cutoff(int64_t user_id)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "u:%lld", (long long)user_id);
+	int64_t since = 0, now = time(NULL);
+	pthread_rwlock_rdlock(&lock);
+	for (struct entry *e = buckets[hash(name)]; e; e = e->next)
+		if (e->exp > now && !strcmp(e->name, name))
+			since = e->since;
+	pthread_rwlock_unlock(&lock);
+	return since;
 }
 
 void revocation_clear(void)

@@ -13,11 +13,15 @@
 
 /* KEYS: old token key, new token key, family-revoked key, revoked set.
  * ARGV: refresh ttl, access-revocation expiry, channel.
- * Returns {1, family, user} rotated; {0} unknown; {2, family} reused. */
+ * Returns {1, family, user, login ms} rotated; {0} unknown; {2, family} reused.
+ * Values are "family|user|state|login ms" (tokens from before the login
+ * time have three fields: their login counts as 0). */
 static const char rotate_lua[] =
 	"local v = redis.call('GET', KEYS[1])\n"
 	"if not v then return {0} end\n"
-	"local fam, uid, state = string.match(v, '^([^|]+)|([^|]+)|([^|]+)$')\n"
+	"local fam, uid, state, at = string.match(v, '^([^|]+)|([^|]+)|([^|]+)|?([0-9]*)$')\n"
+	"if not fam then return {0} end\n"
+	"if at == '' then at = '0' end\n"
 	"if redis.call('EXISTS', KEYS[3] .. fam) == 1 then return {0} end\n"
 	"if state ~= 'live' then\n"
 	"  redis.call('SET', KEYS[3] .. fam, '1', 'EX', ARGV[1])\n"
@@ -25,9 +29,9 @@ static const char rotate_lua[] =
 	"  redis.call('PUBLISH', ARGV[3], '!revoke f:' .. fam .. ' ' .. ARGV[2])\n"
 	"  return {2, fam}\n"
 	"end\n"
-	"redis.call('SET', KEYS[1], fam .. '|' .. uid .. '|used', 'KEEPTTL')\n"
-	"redis.call('SET', KEYS[2], fam .. '|' .. uid .. '|live', 'EX', ARGV[1])\n"
-	"return {1, fam, uid}\n";
+	"redis.call('SET', KEYS[1], fam .. '|' .. uid .. '|used|' .. at, 'KEEPTTL')\n"
+	"redis.call('SET', KEYS[2], fam .. '|' .. uid .. '|live|' .. at, 'EX', ARGV[1])\n"
+	"return {1, fam, uid, at}\n";
 
 static const char *token_key(struct arena *a, const char *token)
 {
@@ -47,13 +51,16 @@ int session_create(struct redis *r, struct arena *a, int64_t user_id, char refre
 {
 	token_random(refresh);
 	token_random(fam);
-	redisReply *rep = redis_command(r, a, "SET %s %s|%lld|live EX %lld", token_key(a, refresh), fam,
-					(long long)user_id, (long long)auth_refresh_ttl());
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	long long login_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	redisReply *rep = redis_command(r, a, "SET %s %s|%lld|live|%lld EX %lld", token_key(a, refresh), fam,
+					(long long)user_id, login_ms, (long long)auth_refresh_ttl());
 	return rep ? 0 : -1;
 }
 
 enum session_result session_rotate(struct redis *r, struct arena *a, const char *old, char refresh[48],
-				   int64_t *user_id, char fam[48])
+				   int64_t *user_id, char fam[48], int64_t *login_ms)
 {
 	token_random(refresh);
 	const char *revoked_until = arena_printf(a, "%lld", (long long)(time(NULL) + auth_access_ttl()));
@@ -75,10 +82,11 @@ enum session_result session_rotate(struct redis *r, struct arena *a, const char 
 		revocation_add(entry, time(NULL) + auth_access_ttl());
 		return SESSION_REUSED;
 	}
-	if (code != 1 || rep->elements != 3)
+	if (code != 1 || rep->elements != 4)
 		return SESSION_UNKNOWN;
 	snprintf(fam, 48, "%s", rep->element[1]->str);
 	*user_id = atoll(rep->element[2]->str);
+	*login_ms = atoll(rep->element[3]->str);
 	return SESSION_OK;
 }
 
@@ -100,6 +108,43 @@ int session_revoke(struct redis *r, struct arena *a, const char *fam, const char
 		 redis_command(r, a, "PUBLISH %s %s", ch, arena_printf(a, "!revoke f:%s %lld", fam, (long long)fam_until)) &&
 		 redis_command(r, a, "PUBLISH %s %s", ch, arena_printf(a, "!revoke j:%s %lld", jti, (long long)jti_exp));
 	redis_command(r, a, "ZREMRANGEBYSCORE %s -inf %lld", set, (long long)time(NULL));
+	return ok ? 0 : -1;
+}
+
+/* The member and expiry of a user-wide revocation: it must outlive every
+ * access token issued before the cut-off. */
+static int64_t user_revocation_expiry(int64_t cutoff_ms)
+{
+	return cutoff_ms / 1000 + auth_access_ttl() + 1;
+}
+
+int session_revoke_user(struct redis *r, struct arena *a, int64_t user_id, int64_t cutoff_ms)
+{
+	const char *member = arena_printf(a, "u:%lld:%lld", (long long)user_id, (long long)cutoff_ms);
+	int64_t until = user_revocation_expiry(cutoff_ms);
+	revocation_add(member, until);
+	int ok = redis_command(r, a, "ZADD %srevoked %lld %s", cache_prefix(), (long long)until, member) &&
+		 redis_command(r, a, "PUBLISH %s %s", channel(a),
+			       arena_printf(a, "!revoke %s %lld", member, (long long)until));
+	return ok ? 0 : -1;
+}
+
+int session_revoke_user_raw(struct redisContext *c, int64_t user_id, int64_t cutoff_ms)
+{
+	char member[64];
+	snprintf(member, sizeof(member), "u:%lld:%lld", (long long)user_id, (long long)cutoff_ms);
+	long long until = (long long)user_revocation_expiry(cutoff_ms);
+	int ok = 1;
+	redisReply *rep = redisCommand(c, "ZADD %srevoked %lld %s", cache_prefix(), until, member);
+	ok &= rep && rep->type != REDIS_REPLY_ERROR;
+	if (rep)
+		freeReplyObject(rep);
+	char msg[96];
+	snprintf(msg, sizeof(msg), "!revoke %s %lld", member, until);
+	rep = redisCommand(c, "PUBLISH %sinvalidate %s", cache_prefix(), msg);
+	ok &= rep && rep->type != REDIS_REPLY_ERROR;
+	if (rep)
+		freeReplyObject(rep);
 	return ok ? 0 : -1;
 }
 

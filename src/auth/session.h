@@ -20,12 +20,23 @@ enum session_result { SESSION_OK, SESSION_UNKNOWN, SESSION_REUSED, SESSION_UNAVA
 
 /* A new family with its first refresh token. 0 or -1 (Redis unavailable). */
 int session_create(struct redis *r, struct arena *a, int64_t user_id, char refresh[48], char fam[48]);
-/* Rotates old into a new token of the same family; fills *user_id and fam. */
+/* Rotates old into a new token of the same family; fills *user_id, fam and
+ * *login_ms, when the family began (unix ms; 0 for tokens from before). */
 enum session_result session_rotate(struct redis *r, struct arena *a, const char *old, char refresh[48],
-				   int64_t *user_id, char fam[48]);
+				   int64_t *user_id, char fam[48], int64_t *login_ms);
 /* Revokes a family (every refresh and access token of the login) and one
  * access token. 0 or -1. */
 int session_revoke(struct redis *r, struct arena *a, const char *fam, const char *jti, int64_t jti_exp);
+
+/* Ends every login of a user from before cutoff_ms (a role or password
+ * change): access tokens through the revocation list of every instance;
+ * refresh tokens are refused by the refresh path, which compares the login
+ * time with users.sessions_valid_after. 0 or -1 (Redis unavailable: this
+ * instance refuses the tokens already). */
+int session_revoke_user(struct redis *r, struct arena *a, int64_t user_id, int64_t cutoff_ms);
+struct redisContext;
+/* The same from a command (migrate, seed) on a plain connection. */
+int session_revoke_user_raw(struct redisContext *c, int64_t user_id, int64_t cutoff_ms);
 
 /* Subscriber hooks: load the revocation set on (re)connect; apply a message. */
 struct redisContext;

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,28 +12,107 @@
 #include "auth.h"
 #include "../core/banned.h"
 
-static const struct config *cfg;
+static const struct config *cfg;      /* set once the secret is accepted */
+static const struct config *ttl_cfg;  /* token lifetimes, also known to commands */
 static size_t secret_len;
 
-int auth_configure(const struct config *c, char *err, size_t errlen)
+void auth_configure_ttls(const struct config *c)
 {
-	cfg = c;
-	secret_len = strlen(c->jwt_secret);
-	if (secret_len < 32) {
-		snprintf(err, errlen, "JWT_SECRET must be at least 32 bytes (got %zu)", secret_len);
+	ttl_cfg = c;
+}
+
+/* Pieces of the placeholders people paste from examples and never change. */
+static const char *const placeholders[] = {
+	"change-me", "change_me", "changeme", "replace-me", "replace_me", "replaceme", "placeholder",
+	"example", "your-secret", "your_secret", "yoursecret", "insecure", "do-not-use", "dont-use",
+	"not-a-secret", "password", "passw0rd", "qwerty", "letmein", "secretkey", "secret-key", "secret_key",
+	"jwt-secret", "jwt_secret", "jwtsecret", "default", "development", "testing123",
+};
+
+/* Bits a secret can hold at most if every character were drawn at random
+ * with the frequencies it shows: its length times the Shannon entropy of
+ * its characters. A text of a few distinct characters scores low. */
+static double shannon_bits(const unsigned char *s, size_t n)
+{
+	unsigned count[256] = { 0 };
+	for (size_t i = 0; i < n; i++)
+		count[s[i]]++;
+	double h = 0;
+	for (int c = 0; c < 256; c++) {
+		if (!count[c])
+			continue;
+		double p = (double)count[c] / (double)n;
+		h -= p * log2(p);
+	}
+	return h * (double)n;
+}
+
+/* Most of it repeats itself at some period ("abcabc…", a word twice), or
+ * runs in steps ("0123456789abcdef…", "aaaa"). Random text does neither. */
+static int patterned(const unsigned char *s, size_t n)
+{
+	for (size_t period = 1; period <= n / 2; period++) {
+		size_t same = 0;
+		for (size_t i = 0; i + period < n; i++)
+			same += s[i] == s[i + period];
+		if (same * 2 >= n - period)
+			return 1;
+	}
+	size_t steps = 0;
+	for (size_t i = 2; i < n; i++)
+		steps += s[i] - s[i - 1] == s[i - 1] - s[i - 2] && (s[i] - s[i - 1] == 1 || s[i - 1] - s[i] == 1);
+	return n > 2 && steps * 3 >= n - 2;
+}
+
+int auth_secret_check(const char *secret, char *err, size_t errlen)
+{
+	size_t n = strlen(secret);
+	if (n < AUTH_SECRET_MIN_BYTES) {
+		snprintf(err, errlen, "JWT_SECRET must be at least %d bytes (got %zu); generate one with: "
+			 "head -c 48 /dev/urandom | base64", AUTH_SECRET_MIN_BYTES, n);
+		return -1;
+	}
+	char lower[AUTH_SECRET_SCAN_BYTES + 1];
+	size_t m = n < AUTH_SECRET_SCAN_BYTES ? n : AUTH_SECRET_SCAN_BYTES;
+	for (size_t i = 0; i < m; i++)
+		lower[i] = (char)((secret[i] >= 'A' && secret[i] <= 'Z') ? secret[i] + 32 : secret[i]);
+	lower[m] = '\0';
+	for (size_t i = 0; i < sizeof(placeholders) / sizeof(placeholders[0]); i++) {
+		if (strstr(lower, placeholders[i])) {
+			snprintf(err, errlen, "JWT_SECRET looks like a placeholder (it contains \"%s\"); generate one "
+				 "with: head -c 48 /dev/urandom | base64", placeholders[i]);
+			return -1;
+		}
+	}
+	const unsigned char *u = (const unsigned char *)secret;
+	double bits = shannon_bits(u, n);
+	if (bits < AUTH_SECRET_MIN_BITS || patterned(u, m)) {
+		snprintf(err, errlen, "JWT_SECRET has too little entropy (about %.0f bits%s; %d needed); generate one "
+			 "with: head -c 48 /dev/urandom | base64", bits, patterned(u, m) ? ", and a pattern" : "",
+			 AUTH_SECRET_MIN_BITS);
 		return -1;
 	}
 	return 0;
 }
 
+int auth_configure(const struct config *c, char *err, size_t errlen)
+{
+	if (auth_secret_check(c->jwt_secret, err, errlen))
+		return -1;
+	cfg = c;
+	ttl_cfg = c;
+	secret_len = strlen(c->jwt_secret);
+	return 0;
+}
+
 int64_t auth_access_ttl(void)
 {
-	return cfg ? cfg->access_token_ttl_s : 1800;
+	return ttl_cfg ? ttl_cfg->access_token_ttl_s : 1800;
 }
 
 int64_t auth_refresh_ttl(void)
 {
-	return cfg ? cfg->refresh_token_ttl_s : 604800;
+	return ttl_cfg ? ttl_cfg->refresh_token_ttl_s : 604800;
 }
 
 const char *role_name(enum role r)
@@ -69,7 +149,10 @@ char *token_issue(int64_t user_id, enum role role, const char *fam, char jti_out
 {
 	jwt_t *jwt;
 	char sub[24], jti[48];
-	time_t now = time(NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	time_t now = ts.tv_sec;
+	long ims = (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (jwt_new(&jwt))
 		return NULL;
 	token_random(jti);
@@ -80,7 +163,8 @@ char *token_issue(int64_t user_id, enum role role, const char *fam, char jti_out
 	if (!jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret, (int)secret_len) &&
 	    !jwt_add_grant(jwt, "sub", sub) && !jwt_add_grant(jwt, "role", role_name(role)) &&
 	    !jwt_add_grant_int(jwt, "iat", (long)now) && !jwt_add_grant_int(jwt, "exp", (long)*exp_out) &&
-	    !jwt_add_grant(jwt, "jti", jti_out) && !jwt_add_grant(jwt, "fam", fam))
+	    !jwt_add_grant(jwt, "jti", jti_out) && !jwt_add_grant(jwt, "fam", fam) &&
+	    !jwt_add_grant_int(jwt, "ims", ims))
 		out = jwt_encode_str(jwt);
 	jwt_free(jwt);
 	return out;
@@ -88,7 +172,7 @@ char *token_issue(int64_t user_id, enum role role, const char *fam, char jti_out
 
 /* The header must say HS256 before libjwt sees the token: "none" or any
  * other algorithm is refused whatever the library would do with it. */
-static int header_is_hs256(const char *token)
+int token_header_is_hs256(const char *token)
 {
 	const char *dot = strchr(token, '.');
 	if (!dot || dot == token || dot - token > 512)
@@ -117,7 +201,7 @@ static int copy_claim(jwt_t *jwt, const char *name, char *out, size_t len)
 enum token_result token_verify(const char *token, struct principal *p)
 {
 	jwt_t *jwt = NULL;
-	if (!cfg || strlen(token) > 2048 || !header_is_hs256(token))
+	if (!cfg || strlen(token) > 2048 || !token_header_is_hs256(token))
 		return TOKEN_INVALID;
 	if (jwt_decode(&jwt, token, (const unsigned char *)cfg->jwt_secret, (int)secret_len) || !jwt)
 		return TOKEN_INVALID;
@@ -132,7 +216,15 @@ enum token_result token_verify(const char *token, struct principal *p)
 	if (errno)
 		goto out;
 	p->exp = jwt_get_grant_int(jwt, "exp");
-	if (errno || parse_int64(sub, 1, INT64_MAX, &p->user_id) || !(p->role = role_parse(role)))
+	if (errno)
+		goto out;
+	/* Issued at, in ms: tokens from before the "ims" claim use iat. */
+	p->issued_ms = jwt_get_grant_int(jwt, "ims");
+	if (errno) {
+		errno = 0;
+		p->issued_ms = (int64_t)iat * 1000;
+	}
+	if (parse_int64(sub, 1, INT64_MAX, &p->user_id) || !(p->role = role_parse(role)))
 		goto out;
 	time_t now = time(NULL);
 	if (p->exp <= now) {
@@ -149,7 +241,7 @@ out:
 	snprintf(jti_entry, sizeof(jti_entry), "j:%s", p->jti);
 	snprintf(fam_entry, sizeof(fam_entry), "f:%s", p->fam);
 	int jti = revocation_has(jti_entry), fam = revocation_has(fam_entry);
-	if (jti == 1 || fam == 1)
+	if (jti == 1 || fam == 1 || p->issued_ms < revocation_user_cutoff(p->user_id))
 		return TOKEN_REVOKED;
 	if (jti < 0 || fam < 0)
 		return TOKEN_UNVERIFIABLE;

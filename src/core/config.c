@@ -282,5 +282,30 @@ int config_load(struct config *c, char *err, size_t errlen)
 				      "(at most 512 characters) when PAYMENT_PROVIDER=external");
 		return -1;
 	}
+	char why[160];
+	c->ntrusted_proxies = cidr_parse_list(env_or("TRUSTED_PROXIES", ""), c->trusted_proxies, CIDR_MAX, why,
+					      sizeof(why));
+	if (c->ntrusted_proxies < 0) {
+		snprintf(err, errlen, "TRUSTED_PROXIES must be comma-separated addresses or CIDR ranges: %s", why);
+		return -1;
+	}
+	if (env_int("REGISTER_RATE_PER_ADDRESS", 10, 1, 100000, &v, err, errlen))
+		return -1;
+	c->register_rate_per_address = (int)v;
+	if (env_int("LOGIN_SLOWDOWN_AFTER", 10, 1, 100000, &v, err, errlen))
+		return -1;
+	c->login_slowdown_after = (int)v;
+	if (env_int("LOGIN_SLOWDOWN_MAX", 30, 1, 3600, &v, err, errlen))
+		return -1;
+	c->login_slowdown_max_s = (int)v;
+	if (env_int("PASSWORD_HASHERS", 2, 1, 64, &v, err, errlen))
+		return -1;
+	c->password_hashers = (int)v;
+	if (env_int("PASSWORD_QUEUE", 16, 0, 4096, &v, err, errlen))
+		return -1;
+	c->password_queue = (int)v;
+	if (env_int("MAX_CARDS_PER_RIDER", 5, 1, 1000, &v, err, errlen))
+		return -1;
+	c->max_cards_per_rider = (int)v;
 	return 0;
 }

@@ -7,6 +7,8 @@
  */
 #include <stddef.h>
 
+#include "cidr.h"
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 struct config {
@@ -62,6 +64,14 @@ struct config {
 	const char *payment_webhook_secret; /* HMAC key of Payment-Signature */
 	int payment_ttl_s;                  /* a pending payment expires after this */
 	const char *payment_checkout_url;   /* external: checkout URL template holding {payment_id} */
+	struct cidr trusted_proxies[CIDR_MAX]; /* peers whose Forwarded / X-Forwarded-For count */
+	int ntrusted_proxies;
+	int register_rate_per_address; /* POST /auth/register per minute */
+	int login_slowdown_after;   /* failed logins of an email (15 min) before each waits its turn */
+	int login_slowdown_max_s;   /* the longest such turn */
+	int password_hashers;       /* threads that hash passwords (register, login) */
+	int password_queue;         /* hashes waiting for them before 503 */
+	int max_cards_per_rider;    /* cards a rider may issue for themselves */
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */

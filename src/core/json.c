@@ -1,59 +1,107 @@
 #include "json.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
 #include "banned.h"
 
-/* After jansson refused an integer that does not fit in 64 bits, find which
- * field held it so the client is told its name. */
-static const char *find_huge(json_t *v, const char *name)
+/* The name of the member whose value holds byte pos (jansson reports where
+ * it gave up, just after the number it refused): the innermost object key
+ * open there, so a number inside an array is named by the array's key.
+ * Scans the text jansson had accepted up to pos. 0, or -1 when the value is
+ * not inside an object (a bare number, or deeper than it tracks). */
+#define FIELD_DEPTH 32
+static int field_at(const char *data, size_t pos, char *out, size_t len)
 {
-	if (json_is_real(v) && fabs(json_real_value(v)) >= 9.2e18)
-		return name;
-	const char *key;
-	json_t *child;
-	size_t i;
-	if (json_is_object(v)) {
-		json_object_foreach(v, key, child) {
-			const char *f = find_huge(child, key);
-			if (f)
-				return f;
+	char keys[FIELD_DEPTH][64], last[64];
+	char kind[FIELD_DEPTH];
+	int has_key[FIELD_DEPTH];
+	int depth = 0, have_last = 0;
+	for (size_t i = 0; i < pos; i++) {
+		char ch = data[i];
+		if (ch == '"') {
+			size_t n = 0;
+			for (i++; i < pos && data[i] != '"'; i++) {
+				if (data[i] == '\\' && i + 1 < pos)
+					i++;
+				if (n + 1 < sizeof(last))
+					last[n++] = data[i];
+			}
+			last[n] = '\0';
+			have_last = 1;
+			continue;
 		}
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, child) {
-			const char *f = find_huge(child, name);
-			if (f)
-				return f;
+		if (ch == ':' && have_last && depth > 0 && depth <= FIELD_DEPTH) {
+			memcpy(keys[depth - 1], last, sizeof(last));
+			has_key[depth - 1] = 1;
+		} else if (ch == '{' || ch == '[') {
+			depth++;
+			if (depth <= FIELD_DEPTH) {
+				kind[depth - 1] = ch;
+				has_key[depth - 1] = 0;
+			}
+		} else if ((ch == '}' || ch == ']') && depth > 0) {
+			depth--;
+		}
+		if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
+			have_last = 0;
+	}
+	for (int d = (depth < FIELD_DEPTH ? depth : FIELD_DEPTH) - 1; d >= 0; d--) {
+		if (kind[d] == '{' && has_key[d]) {
+			if (!keys[d][0] || strlen(keys[d]) >= len)
+				return -1;
+			memcpy(out, keys[d], strlen(keys[d]) + 1);
+			return 0;
 		}
 	}
-	return NULL;
+	return -1;
 }
 
-/* The key whose value ends at byte pos, as in "amount": 99999999999999999999,
- * read back from the text: jansson reports where it gave up. */
-static int key_before(const char *data, size_t pos, char *out, size_t len)
+static int number_refused(const json_error_t *je)
 {
-	size_t i = pos;
-	while (i > 0 && strchr("0123456789+-.eE \t\r\n", data[i - 1]))
-		i--;
-	if (i == 0 || data[i - 1] != ':')
-		return -1;
-	i--;
-	while (i > 0 && strchr(" \t\r\n", data[i - 1]))
-		i--;
-	if (i < 2 || data[i - 1] != '"')
-		return -1;
-	size_t end = --i;
-	while (i > 0 && (data[i - 1] != '"' || (i > 1 && data[i - 2] == '\\')))
-		i--;
-	if (i == 0 || end - i >= len)
-		return -1;
-	memcpy(out, data + i, end - i);
-	out[end - i] = '\0';
-	return 0;
+	return strstr(je->text, "too big") || strstr(je->text, "real number overflow");
+}
+
+/* jansson refused the document. A number too large for its type is valid
+ * syntax: the field holding it is out of range (422 naming it), provided the
+ * rest of the document is well formed, which a copy with each such number
+ * replaced by 0 tells. Anything else is malformed JSON (400). */
+static int refused(const char *data, size_t len, json_error_t *je, struct api_error *err)
+{
+	if (!number_refused(je))
+		return api_fail(err, "malformed-json", "invalid JSON at line %d column %d: %s", je->line, je->column,
+				je->text);
+	char key[64];
+	size_t pos = (size_t)je->position < len ? (size_t)je->position : len;
+	const char *field = field_at(data, pos, key, sizeof(key)) == 0 ? key : "body";
+	const char *why = strstr(je->text, "too big") ? "must be an integer that fits in 64 bits" : "is a number out of range";
+	char *copy = xmalloc(len);
+	memcpy(copy, data, len);
+	int ranged = 0;
+	for (int round = 0; round < 64; round++) {
+		size_t start = pos;
+		while (start > 0 && strchr("0123456789+-.eE", copy[start - 1]))
+			start--;
+		if (start == pos)
+			break;
+		memset(copy + start, ' ', pos - start);
+		copy[start] = '0';
+		json_t *again = json_loadb(copy, len, JSON_REJECT_DUPLICATES, je);
+		if (again) {
+			json_decref(again);
+			ranged = 1;
+			break;
+		}
+		if (!number_refused(je))
+			break;
+		pos = (size_t)je->position < len ? (size_t)je->position : len;
+	}
+	free(copy);
+	if (ranged)
+		return api_fail_field(err, field, "%s", why);
+	return api_fail(err, "malformed-json", "invalid JSON at line %d column %d: %s", je->line, je->column, je->text);
 }
 
 int json_parse_body(const char *data, size_t len, json_t **out, struct api_error *err)
@@ -63,22 +111,8 @@ int json_parse_body(const char *data, size_t len, json_t **out, struct api_error
 	if (len == 0)
 		return api_fail(err, "malformed-json", "the request body is empty; a JSON object is expected");
 	json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		if (strstr(je.text, "too big")) {
-			char key[64];
-			size_t pos = (size_t)je.position < len ? (size_t)je.position : len;
-			json_t *reals = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
-			if (!reals)
-				return api_fail(err, "malformed-json", "invalid JSON at line %d column %d: %s", je.line,
-						je.column, je.text);
-			const char *f = key_before(data, pos, key, sizeof(key)) == 0 ? key : find_huge(reals, "body");
-			int rc = api_fail_field(err, f ? f : "body", "must be an integer that fits in 64 bits");
-			json_decref(reals);
-			return rc;
-		}
-		return api_fail(err, "malformed-json", "invalid JSON at line %d column %d: %s", je.line,
-				je.column, je.text);
-	}
+	if (!root)
+		return refused(data, len, &je, err);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return api_fail_field(err, "body", "must be a JSON object");

@@ -20,6 +20,7 @@ static const struct {
 	{ "request-timeout", 408, "Request timeout" },
 	{ "conflict", 409, "Conflict" },
 	{ "card-blocked", 409, "Card blocked" },
+	{ "card-limit", 409, "Card limit reached" },
 	{ "active-trip", 409, "Trip already in progress" },
 	{ "seat-taken", 409, "Seat taken" },
 	{ "idempotency-in-progress", 409, "Request with this Idempotency-Key in progress" },

@@ -17,6 +17,8 @@ enum {
 	POINT_ACTIVE,
 	SET_STATUS,
 	OWNER,
+	OWNER_LOCK,
+	OWNER_CARDS,
 };
 
 static const struct sql_stmt stmts[] = {
@@ -74,6 +76,10 @@ static const struct sql_stmt stmts[] = {
 	[SET_STATUS] = { "card_set_status",
 		"UPDATE cards c SET status = $2 WHERE card_id = $1 RETURNING card_json(c)::text" },
 	[OWNER] = { "card_owner", "SELECT coalesce(user_id, 0) FROM cards WHERE card_id = $1" },
+	/* The cap on a rider's cards: counted with the rider's row locked, so two
+	 * concurrent issues cannot both see room for one. */
+	[OWNER_LOCK] = { "card_owner_lock", "SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE" },
+	[OWNER_CARDS] = { "card_owner_cards", "SELECT count(*) FROM cards WHERE user_id = $1" },
 };
 
 void cards_register(void)
@@ -123,8 +129,18 @@ static int document(PGresult *r, struct buf *out, struct api_error *err, int64_t
 	return 0;
 }
 
-int card_create(struct pg *db, struct arena *a, int64_t user_id, struct buf *out, struct api_error *err)
+int card_create(struct pg *db, struct arena *a, int64_t user_id, int max_cards, struct buf *out,
+		struct api_error *err)
 {
+	if (user_id && max_cards) {
+		const char *v[] = { pg_int(a, user_id) };
+		PGresult *r;
+		if (!pg_exec(db, a, &stmts[OWNER_LOCK], 1, v, err) || !(r = pg_exec(db, a, &stmts[OWNER_CARDS], 1, v, err)))
+			return -1;
+		if (atoll(PQgetvalue(r, 0, 0)) >= max_cards)
+			return api_fail(err, "card-limit", "a rider may hold at most %d cards (blocked ones count)",
+					max_cards);
+	}
 	/* 10^15 numbers: a collision is rare, three in a row means something else is wrong. */
 	for (int attempt = 0; attempt < 3; attempt++) {
 		char number[17];

@@ -27,8 +27,11 @@ void cards_register(void);
 void card_number_generate(char out[17]);
 int card_number_valid(const char *s);
 
-/* user_id 0 issues an anonymous card. */
-int card_create(struct pg *db, struct arena *a, int64_t user_id, struct buf *out, struct api_error *err);
+/* user_id 0 issues an anonymous card. max_cards > 0: 409 card-limit when
+ * the user already holds that many (blocked ones too); must run inside a
+ * transaction (the user's row is locked while counting). */
+int card_create(struct pg *db, struct arena *a, int64_t user_id, int max_cards, struct buf *out,
+		struct api_error *err);
 int card_get(struct pg *db, struct arena *a, int64_t card_id, struct buf *out, struct api_error *err);
 int card_balance(struct pg *db, struct arena *a, int64_t card_id, struct buf *out, struct api_error *err);
 /* Newest first; after_id 0 = first page. */

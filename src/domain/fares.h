@@ -20,7 +20,9 @@ struct fare_rule {
 struct fare_card {
 	int personalized;
 	int64_t balance;
-	int credit_trips_used;
+	int credit_trips_used;     /* on this card */
+	int person_credit_trips;   /* on every card of its owner, this one included (credit is
+				    * the person's, so many cards do not mean more credit) */
 };
 
 struct fare_previous {
@@ -41,7 +43,11 @@ struct fare_decision {
 	int new_credit_trips;
 };
 
-/* Decides the boarding of route_id at now (unix seconds). Always fills *d. */
+/* Decides the boarding of route_id at now (unix seconds). Always fills *d.
+ * Invariants, whatever the input: the fare is never negative (a rule with a
+ * negative amount refuses the boarding), a journey never counts more than
+ * transfer_count transfers, and no arithmetic overflows (a boarding whose
+ * balance would leave 64 bits is refused). */
 void fare_decide(const struct fare_rule *rule, const struct fare_card *card, const struct fare_previous *prev,
 		 int64_t route_id, int64_t now, struct fare_decision *d);
 

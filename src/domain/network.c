@@ -26,7 +26,7 @@ static const struct sql_stmt stmts[] = {
 		"  'station_count', (SELECT count(*) FROM stations s WHERE s.locality_id = l.locality_id))"
 		"  ORDER BY l.locality_id), '[]'))::text FROM localities l" },
 	[LOCALITY_RESOLVE] = { "network_locality_resolve",
-		"SELECT locality_id FROM localities WHERE lower(name) = lower($1) OR locality_id::text = $1" },
+		"SELECT locality_id FROM localities WHERE fold_name(name) = fold_name($1) OR locality_id::text = $1" },
 	/* Keyset paging: one row more than asked tells whether a next page exists. */
 	[STATIONS] = { "network_stations",
 		"WITH page AS ("

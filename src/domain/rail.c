@@ -9,7 +9,7 @@
 enum {
 	TRAINS, RUNS, SEAT_MAP, RUN_CHECK, RUN_INSERT, RUN_SEATS, RUN_DOC,
 	SEATS_LOCK, SEATS_TAKEN, SEATS_ANY, CHARGE, BOOKING_DOC, CARD_STATE,
-	CANCEL_LOCK, CANCEL, BOOKING_GET, BOOKINGS_PAGE, RUN_DEPARTED,
+	CANCEL_LOCK, CANCEL, BOOKING_GET, BOOKINGS_PAGE, RUN_DEPARTED, STATION_BY_NAME,
 };
 
 #define RUN_JSON \
@@ -103,6 +103,9 @@ static const struct sql_stmt stmts[] = {
 		"  ORDER BY s.booking_id DESC) FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3"
 		"  THEN (SELECT min(booking_id) FROM shown)::text END)::text" },
 	[RUN_DEPARTED] = { "rail_run_departed", "SELECT departure_time <= now() FROM rail_runs WHERE run_id = $1" },
+	[STATION_BY_NAME] = { "rail_station_by_name",
+		"SELECT station_id FROM stations WHERE station_type = 'rail' AND fold_name(name) = fold_name($1)"
+		" ORDER BY station_id LIMIT 2" },
 };
 
 void rail_register(void)
@@ -130,6 +133,21 @@ int rail_runs(struct pg *db, struct arena *a, int64_t origin, int64_t destinatio
 	const char *v[] = { origin ? pg_int(a, origin) : NULL, destination ? pg_int(a, destination) : NULL, date };
 	PGresult *r = pg_exec(db, a, &stmts[RUNS], 3, v, err);
 	return r ? copy_doc(r, out, err, "runs", 0) : -1;
+}
+
+int rail_station_resolve(struct pg *db, struct arena *a, const char *field, const char *name, int64_t *id,
+			 struct api_error *err)
+{
+	const char *v[] = { name };
+	PGresult *r = pg_exec(db, a, &stmts[STATION_BY_NAME], 1, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 0)
+		return api_fail_field(err, field, "is not the id or the name of a rail station");
+	if (PQntuples(r) > 1)
+		return api_fail_field(err, field, "names more than one rail station; give its id");
+	*id = atoll(PQgetvalue(r, 0, 0));
+	return 0;
 }
 
 int rail_seat_map(struct pg *db, struct arena *a, int64_t run_id, struct buf *out, struct api_error *err)

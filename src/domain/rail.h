@@ -24,6 +24,10 @@ void rail_register(void);
 
 int rail_trains(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
 /* date: a Bogotá local date YYYY-MM-DD; origin/destination 0 = any. */
+/* The id of the rail station called name (folded: case, accents and blanks
+ * aside). 422 naming field when no station or several have that name. */
+int rail_station_resolve(struct pg *db, struct arena *a, const char *field, const char *name, int64_t *id,
+			 struct api_error *err);
 int rail_runs(struct pg *db, struct arena *a, int64_t origin, int64_t destination, const char *date,
 	      struct buf *out, struct api_error *err);
 int rail_seat_map(struct pg *db, struct arena *a, int64_t run_id, struct buf *out, struct api_error *err);

@@ -6,7 +6,8 @@
 #include "fares.h"
 #include "../core/banned.h"
 
-enum { CARD, PLACE, PREVIOUS, RULE, VEHICLE_ANY, VEHICLE_CHECK, CHARGE, OPEN_TRIP, CLOSE, GET, BY_CARD, BY_USER, FARES };
+enum { CARD, PLACE, PREVIOUS, RULE, VEHICLE_ANY, VEHICLE_CHECK, CHARGE, OPEN_TRIP, CLOSE, GET, BY_CARD, BY_USER, FARES,
+       PERSON_LOCK, PERSON_CREDIT };
 
 static const struct sql_stmt stmts[] = {
 	[CARD] = { "trip_card",
@@ -78,6 +79,11 @@ static const struct sql_stmt stmts[] = {
 		"SELECT json_build_object('user_id', o.user_id, 'trips', coalesce((SELECT json_agg(trip_json(s)"
 		"  ORDER BY s.trip_id DESC) FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4"
 		"  THEN (SELECT min(trip_id) FROM shown)::text END)::text FROM owner o" },
+	/* Credit is the person's: taken with the owner's row locked (after the
+	 * card's, as every tap-in does), so two cards cannot spend it twice. */
+	[PERSON_LOCK] = { "trip_person_lock", "SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE" },
+	[PERSON_CREDIT] = { "trip_person_credit",
+		"SELECT coalesce(sum(credit_trips_used), 0) FROM cards WHERE user_id = $1" },
 	[FARES] = { "fares_current",
 		"SELECT json_build_object("
 		"  'currency', 'COP',"
@@ -159,7 +165,9 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 		return api_fail(err, "not-found", "card %lld does not exist", (long long)t->card_id);
 	if (strcmp(PQgetvalue(r, 0, 1), "active"))
 		return api_fail(err, "card-blocked", "card %lld is blocked", (long long)t->card_id);
-	struct fare_card card = { truth(r, 0, 0), atoll(PQgetvalue(r, 0, 2)), atoi(PQgetvalue(r, 0, 3)) };
+	int credit_used = atoi(PQgetvalue(r, 0, 3));
+	struct fare_card card = { truth(r, 0, 0), atoll(PQgetvalue(r, 0, 2)), credit_used, credit_used };
+	const char *owner = arena_strdup(a, PQgetvalue(r, 0, 4));
 	int64_t now = atoll(PQgetvalue(r, 0, 5));
 
 	const char *route_type = NULL;
@@ -195,6 +203,15 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 	};
 	struct fare_decision d;
 	fare_decide(&rule, &card, &prev, t->route_id, now, &d);
+	if (d.on_credit && card.personalized) {
+		/* This card has credit left; does its owner? */
+		const char *ov[] = { owner };
+		if (!pg_exec(db, a, &stmts[PERSON_LOCK], 1, ov, err) ||
+		    !(r = pg_exec(db, a, &stmts[PERSON_CREDIT], 1, ov, err)))
+			return -1;
+		card.person_credit_trips = atoi(PQgetvalue(r, 0, 0));
+		fare_decide(&rule, &card, &prev, t->route_id, now, &d);
+	}
 	if (!d.allowed) {
 		api_fail(err, "insufficient-balance", "the fare is %lld COP and the balance %lld COP", (long long)d.fare,
 			 (long long)card.balance);

@@ -14,7 +14,9 @@ static const struct sql_stmt stmts[] = {
 		" RETURNING json_build_object('user_id', user_id, 'email', email, 'role', role)::text" },
 	[CREDENTIALS] = { "user_credentials", "SELECT user_id, password_hash, role FROM users WHERE email = $1" },
 	[TOUCH] = { "user_touch_login", "UPDATE users SET last_login_at = now() WHERE user_id = $1" },
-	[ROLE_OF] = { "user_role", "SELECT role FROM users WHERE user_id = $1" },
+	[ROLE_OF] = { "user_role",
+		"SELECT role, coalesce((extract(epoch FROM sessions_valid_after) * 1000)::bigint, 0)"
+		" FROM users WHERE user_id = $1" },
 	[ME] = { "user_me",
 		"SELECT (left(user_json(u)::text, -1) || ', \"cards\" : ' || coalesce((SELECT json_agg(c.card_id"
 		"  ORDER BY c.card_id) FROM cards c WHERE c.user_id = u.user_id), '[]')::text || '}')"
@@ -34,7 +36,13 @@ static const struct sql_stmt stmts[] = {
 		"SELECT json_build_object('latest_user', json_build_object('user_id', user_id,"
 		"  'full_name', btrim(first_name || ' ' || last_name)))::text"
 		" FROM users ORDER BY created_at DESC, user_id DESC LIMIT 1" },
-	[SET_ROLE] = { "user_set_role", "UPDATE users u SET role = $2 WHERE user_id = $1 RETURNING user_json(u)::text" },
+	/* A change of role ends the user's logins: every token was issued for the old one. */
+	[SET_ROLE] = { "user_set_role",
+		"WITH old AS (SELECT role FROM users WHERE user_id = $1 FOR UPDATE)"
+		" UPDATE users u SET role = $2, sessions_valid_after = CASE WHEN old.role <> $2 THEN now()"
+		"  ELSE u.sessions_valid_after END FROM old WHERE u.user_id = $1"
+		" RETURNING user_json(u)::text, CASE WHEN old.role <> $2"
+		"  THEN (extract(epoch FROM u.sessions_valid_after) * 1000)::bigint ELSE 0 END" },
 };
 
 void users_register_statements(void)
@@ -88,7 +96,8 @@ int user_touch_login(struct pg *db, struct arena *a, int64_t user_id, struct api
 	return pg_exec(db, a, &stmts[TOUCH], 1, v, err) ? 0 : -1;
 }
 
-int user_role(struct pg *db, struct arena *a, int64_t user_id, enum role *role, struct api_error *err)
+int user_role(struct pg *db, struct arena *a, int64_t user_id, enum role *role, int64_t *valid_after_ms,
+	      struct api_error *err)
 {
 	const char *v[] = { pg_int(a, user_id) };
 	PGresult *r = pg_exec(db, a, &stmts[ROLE_OF], 1, v, err);
@@ -97,6 +106,7 @@ int user_role(struct pg *db, struct arena *a, int64_t user_id, enum role *role, 
 	if (PQntuples(r) != 1)
 		return api_fail(err, "unauthorized", "the account no longer exists");
 	*role = role_parse(PQgetvalue(r, 0, 0));
+	*valid_after_ms = atoll(PQgetvalue(r, 0, 1));
 	return 0;
 }
 
@@ -134,36 +144,114 @@ int users_newest(struct pg *db, struct arena *a, struct buf *out, struct api_err
 }
 
 int user_set_role(struct pg *db, struct arena *a, int64_t user_id, enum role role, struct buf *out,
-		  struct api_error *err)
+		  int64_t *revoked_ms, struct api_error *err)
 {
 	const char *v[] = { pg_int(a, user_id), role_name(role) };
-	return one_doc(db, a, SET_ROLE, 2, v, out, err);
+	*revoked_ms = 0;
+	PGresult *r = pg_exec(db, a, &stmts[SET_ROLE], 2, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1)
+		return api_fail(err, "not-found", "user %s does not exist", v[0]);
+	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	*revoked_ms = atoll(PQgetvalue(r, 0, 1));
+	return 0;
 }
 
-int user_ensure_account(struct pg *db, const char *email, const char *password, enum role role,
-			const char *first_name, const char *last_name, int only_if_no_password)
+/* One statement on an admin connection (no prepared statements there). */
+static PGresult *admin_exec(struct pg *db, const char *sql, int n, const char *const *v)
+{
+	PGresult *r = PQexecParams(db->conn, sql, n, NULL, v, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		fprintf(stderr, "transitd: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void admin_run(struct pg *db, const char *sql)
+{
+	PGresult *r = admin_exec(db, sql, 0, NULL);
+	if (r)
+		PQclear(r);
+}
+
+int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t *user_id, int64_t *revoked_ms)
 {
 	char hash[128], lower[256];
-	if (password_hash(password, hash))
+	*revoked_ms = 0;
+	*user_id = 0;
+	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
+		struct api_error e;
+		if (pg_connect(db, &e))
+			return -1;
+	}
+	if (password_hash(spec->password, hash))
 		return -1;
 	/* Emails are stored in lower case, as registration does. */
 	size_t n = 0;
-	for (; email[n] && n + 1 < sizeof(lower); n++)
-		lower[n] = (char)((email[n] >= 'A' && email[n] <= 'Z') ? email[n] + 32 : email[n]);
+	for (; spec->email[n] && n + 1 < sizeof(lower); n++)
+		lower[n] = (char)((spec->email[n] >= 'A' && spec->email[n] <= 'Z') ? spec->email[n] + 32 : spec->email[n]);
 	lower[n] = '\0';
-	const char *v[] = { lower, hash, role_name(role), first_name, last_name };
-	PGresult *r = PQexecParams(db->conn,
-		only_if_no_password
-			? "INSERT INTO users (email, password_hash, role, first_name, last_name)"
-			  " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO UPDATE"
-			  " SET password_hash = coalesce(users.password_hash, EXCLUDED.password_hash), role = EXCLUDED.role"
-			: "INSERT INTO users (email, password_hash, role, first_name, last_name)"
-			  " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO UPDATE"
-			  " SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role",
-		5, NULL, v, NULL, NULL, 0);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		fprintf(stderr, "transitd: account %s: %s", email, PQresultErrorMessage(r));
+	const char *v[] = { lower, hash, role_name(spec->role), spec->first_name, spec->last_name, spec->provisioner };
+	int rc = -1;
+	admin_run(db, "BEGIN");
+	PGresult *r = admin_exec(db,
+		"INSERT INTO users (email, password_hash, role, first_name, last_name, provisioned_by)"
+		" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO NOTHING RETURNING user_id", 6, v);
+	if (!r)
+		goto out;
+	if (PQntuples(r) == 1) { /* created now: nobody else's */
+		*user_id = atoll(PQgetvalue(r, 0, 0));
+		PQclear(r);
+		rc = 0;
+		goto out;
+	}
 	PQclear(r);
-	return ok ? 0 : -1;
+	r = admin_exec(db, "SELECT user_id, provisioned_by, role, password_hash FROM users WHERE email = $1 FOR UPDATE",
+		       1, v);
+	if (!r)
+		goto out;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		goto out;
+	}
+	*user_id = atoll(PQgetvalue(r, 0, 0));
+	int role_changed = strcmp(PQgetvalue(r, 0, 2), role_name(spec->role)) != 0;
+	if (PQgetisnull(r, 0, 1) && role_changed) {
+		/* Someone registered this email: provisioning never elevates it. */
+		PQclear(r);
+		rc = 1;
+		goto out;
+	}
+	/* Not marked but already in that role: an account from before the
+	 * mark existed (an admin an earlier `migrate` made), or one an admin
+	 * promoted. Nothing is elevated; it is adopted as it is. */
+	const char *old_hash = PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3);
+	/* A password already set is kept (seed), or replaced only when it is another one. */
+	const char *new_hash = hash;
+	int password_changed = 0;
+	if (old_hash && (spec->keep_password || password_verify(old_hash, spec->password)))
+		new_hash = old_hash;
+	else if (old_hash)
+		password_changed = 1;
+	const char *u[] = { PQgetvalue(r, 0, 0), new_hash, role_name(spec->role),
+			    role_changed || password_changed ? "true" : "false", spec->provisioner };
+	PGresult *w = admin_exec(db,
+		"UPDATE users SET password_hash = $2, role = $3, sessions_valid_after = CASE WHEN $4::bool THEN now()"
+		"  ELSE sessions_valid_after END, provisioned_by = coalesce(provisioned_by, $5) WHERE user_id = $1"
+		" RETURNING CASE WHEN $4::bool THEN (extract(epoch FROM sessions_valid_after) * 1000)::bigint END",
+		5, u);
+	PQclear(r);
+	if (!w)
+		goto out;
+	if (!PQgetisnull(w, 0, 0))
+		*revoked_ms = atoll(PQgetvalue(w, 0, 0));
+	PQclear(w);
+	rc = 0;
+out:
+	admin_run(db, rc < 0 ? "ROLLBACK" : "COMMIT");
+	return rc;
 }

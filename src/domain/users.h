@@ -27,8 +27,10 @@ struct credentials {
 int user_credentials(struct pg *db, struct arena *a, const char *email, struct credentials *creds,
 		     struct api_error *err);
 int user_touch_login(struct pg *db, struct arena *a, int64_t user_id, struct api_error *err);
-/* 401 unauthorized when the user no longer exists. */
-int user_role(struct pg *db, struct arena *a, int64_t user_id, enum role *role, struct api_error *err);
+/* The role, and the moment (unix ms, 0 = never) before which the user's
+ * logins are over. 401 unauthorized when the user no longer exists. */
+int user_role(struct pg *db, struct arena *a, int64_t user_id, enum role *role, int64_t *valid_after_ms,
+	      struct api_error *err);
 
 int user_me(struct pg *db, struct arena *a, int64_t user_id, struct buf *out, struct api_error *err);
 int users_page(struct pg *db, struct arena *a, int64_t after_id, int64_t limit, struct buf *out,
@@ -37,12 +39,27 @@ int users_total(struct pg *db, struct arena *a, struct buf *out, struct api_erro
 int users_active_total(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
 /* 0 with out empty when there are no users. */
 int users_newest(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+/* A change to another role ends the user's logins: *revoked_ms is then the
+ * cut-off (unix ms) to publish to the revocation list, 0 otherwise. */
 int user_set_role(struct pg *db, struct arena *a, int64_t user_id, enum role role, struct buf *out,
-		  struct api_error *err);
+		  int64_t *revoked_ms, struct api_error *err);
 
-/* Creates or updates an account with a password and role, on an admin
- * connection (migrate, seed). only_if_no_password keeps existing passwords. */
-int user_ensure_account(struct pg *db, const char *email, const char *password, enum role role,
-			const char *first_name, const char *last_name, int only_if_no_password);
+struct account_spec {
+	const char *email, *password, *first_name, *last_name;
+	enum role role;
+	const char *provisioner; /* "seed" or "admin-env" */
+	int keep_password;       /* a password already set stays (the demo accounts) */
+};
+/*
+ * Creates an account for provisioning (migrate, seed) on an admin connection,
+ * or brings one it created earlier to the given role and password. An
+ * account someone else created (registered) is never elevated: returns 1,
+ * untouched; one already in the role (an admin from before accounts were
+ * marked, or promoted by an admin) is adopted.
+ * When the role or the password of an existing account changes, its logins
+ * end: *revoked_ms is the cut-off to publish (0 when nothing changed).
+ * 0, 1, or -1 (database error, message on stderr).
+ */
+int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t *user_id, int64_t *revoked_ms);
 
 #endif

@@ -90,6 +90,22 @@ static const char *lease_take(struct request *req, struct worker *w, uint64_t *l
 	return token;
 }
 
+/* A fill that failed gives its lease back at once, rather than leaving it
+ * for the lease hash to expire; only its own (another filler may hold the
+ * field since). */
+static const char release_lua[] =
+	"if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
+	"return 0\n";
+
+static void lease_release(struct request *req, struct worker *w, const char *token)
+{
+	const char *argv[] = { "EVAL", release_lua, "1", lease_key(req), lease_field(req), token };
+	size_t lens[sizeof(argv) / sizeof(argv[0])];
+	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
+		lens[i] = strlen(argv[i]);
+	redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+}
+
 /* 1 when the value was cached, 0 when a write invalidated the key meanwhile. */
 static int redis_fill(struct request *req, struct worker *w, const char *token, const struct buf *val)
 {
@@ -240,6 +256,8 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 	w->read_on_replica = 0;
 	if (failed) {
 		reply_problem(req, &err);
+		if (token)
+			lease_release(req, w, token);
 	} else {
 		req->res.x_cache = redis_up ? "MISS" : "BYPASS";
 		/* Without Redis (no lease) no invalidation can reach this instance: keep nothing. */

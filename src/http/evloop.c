@@ -59,6 +59,7 @@ struct conn {
 	unsigned eof : 1;           /* the client sent all it will send */
 	unsigned peer_closed : 1;   /* EPOLLRDHUP seen: read on to the end of input */
 	unsigned lingering : 1;     /* answered for the last time; input is discarded */
+	unsigned proxy : 1;         /* the peer is a trusted proxy */
 };
 
 struct push {
@@ -582,6 +583,7 @@ static void conn_request(struct conn *c, struct request *req)
 {
 	req->conn = c;
 	req->client = c->address;
+	req->via_proxy = c->proxy;
 	if (L.ops.dispatch(req)) {
 		c->waiting = req;
 		timer_stop(c);
@@ -767,9 +769,11 @@ static void on_accept(struct io_thread *t)
 		int open_now = __atomic_add_fetch(&L.open, 1, __ATOMIC_RELAXED);
 		struct client *cl = NULL;
 		const char *refuse = NULL;
+		/* Behind a proxy every connection comes from it: no per-address cap. */
+		int proxy = L.cfg.ntrusted && cidr_match(L.cfg.trusted, L.cfg.ntrusted, key);
 		if (open_now > L.cfg.max_connections)
 			refuse = "unavailable";
-		else if (L.cfg.max_per_client && !(cl = client_acquire(key)))
+		else if (L.cfg.max_per_client && !proxy && !(cl = client_acquire(key)))
 			refuse = "too-many-connections";
 		if (refuse) {
 			__atomic_sub_fetch(&L.open, 1, __ATOMIC_RELAXED);
@@ -783,6 +787,7 @@ static void on_accept(struct io_thread *t)
 		}
 		struct conn *c = conn_new(t, fd);
 		c->client = cl;
+		c->proxy = proxy;
 		c->refused = refuse != NULL;
 		memcpy(c->address, text, sizeof(text));
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };

@@ -29,6 +29,7 @@
  * instance and per client address; past a bound the stream is refused with
  * 503 or 429 instead.
  */
+#include "../core/cidr.h"
 #include <stddef.h>
 
 #include "http.h"
@@ -46,6 +47,8 @@ struct evloop_config {
 	int max_per_client;      /* open connections per client address; 0 = no cap */
 	int max_streams;         /* open streams, all threads */
 	int max_streams_per_client;
+	const struct cidr *trusted; /* proxies: exempt from max_per_client, their forwarding headers read */
+	int ntrusted;
 };
 
 struct evloop_ops {

@@ -343,8 +343,10 @@ static void error_of(struct framing *f, enum http_errno e, const char **slug, co
 		*detail = "the request head is longer than 64 KiB";
 		break;
 	case HPE_INVALID_VERSION:
-		*slug = "http-version-not-supported";
-		*detail = "only HTTP/1.0 and HTTP/1.1 are served";
+		/* not a version at all ("HTTP/1.1x", "http/1.1"): a malformed request
+		 * line; a well-formed other version (HTTP/2.0) is 505 on the head */
+		*slug = "bad-request";
+		*detail = "the request line does not end with a valid HTTP version";
 		break;
 	case HPE_INVALID_METHOD:
 		*detail = "the request line does not start with an HTTP method";

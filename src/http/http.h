@@ -60,6 +60,10 @@ struct route {
 	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
 	route_check check;          /* ROUTE_ASYNC: the checks before publishing */
 	const char *summary;              /* one line, for `transitd routes` */
+	/* CPU-heavy first stage (a password hash), run on the password pool
+	 * (hashpool.h) before the handler; it may answer, or leave its work in
+	 * req->stage for the handler. NULL for almost every route. */
+	route_handler prepare;
 };
 
 #define REQUEST_MAX_IDS 3
@@ -84,7 +88,8 @@ struct response {
 	const char *stream_topic;
 	const char *content_type;
 	const char *x_cache; /* "HIT", "MISS", "BYPASS" or NULL */
-	const char *headers[16][2];
+	const char *page_csp; /* an HTML page: its Content-Security-Policy (outlives the request) */
+	const char *headers[24][2];
 	int nheaders;
 };
 
@@ -116,12 +121,15 @@ struct request {
 	const char *idempotency_key;
 	const char *prefer;
 	const char *origin;
-	const char *client;      /* peer address, the rate-limit key without a token */
+	const char *client;      /* the client's address (the peer, or behind a trusted proxy the
+				  * address it forwarded): the rate-limit key without a token */
+	int via_proxy;           /* the peer is a trusted proxy */
 	struct principal *auth;  /* the verified caller, NULL on public routes */
 	struct buf body;
 	int body_too_large;
 	int bad_path;            /* the raw path holds %00 */
 	json_t *json;         /* parsed body for ROUTE_JSON_BODY routes */
+	void *stage;          /* what route->prepare left for the handler (in the arena) */
 	const char *cache_key;   /* Redis key when route->cache is set */
 	const char *cache_field; /* hash field of the variant, or NULL */
 	const char *near_key;    /* near-cache key, NULL when not cacheable */
@@ -132,6 +140,13 @@ struct request {
 
 /* The first value of header name (any case), or NULL. */
 const char *request_header(const struct request *req, const char *name);
+
+#define MAX_QUERY_PARAMS 32
+/* Splits req->query_string into req->query (percent-decoded, '+' as a
+ * space; the first occurrence of a name wins; at most MAX_QUERY_PARAMS).
+ * A name or value holding an encoded NUL or bytes that are not UTF-8 sets
+ * req->bad_query (to the name, or "query" when the name itself is bad). */
+void request_parse_query(struct request *req);
 
 /* The value of query parameter name, or NULL. */
 const char *request_query(const struct request *req, const char *name);

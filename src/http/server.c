@@ -14,12 +14,13 @@
 #include "../store/cache.h"
 #include "../store/nearcache.h"
 #include "evloop.h"
+#include "forwarded.h"
 #include "framing.h"
+#include "hashpool.h"
 #include "router.h"
 #include "worker.h"
 #include "../core/banned.h"
 
-#define MAX_QUERY_PARAMS 32
 
 static const struct config *cfg;
 static const struct route *routes;
@@ -184,38 +185,14 @@ static void request_prepare(struct request *req)
 	req->idempotency_key = request_header(req, "Idempotency-Key");
 	req->prefer = request_header(req, "Prefer");
 	req->origin = request_header(req, "Origin");
-	req->client = arena_strdup(&req->arena, req->client ? req->client : "unknown");
-}
-
-/* Splits the query string; the first occurrence of a name wins. */
-static void parse_query(struct request *req)
-{
-	req->query = arena_alloc(&req->arena, MAX_QUERY_PARAMS * sizeof(*req->query));
-	const char *p = req->query_string;
-	while (p && *p && req->nquery < MAX_QUERY_PARAMS) {
-		size_t n = strcspn(p, "&");
-		size_t klen = strcspn(p, "=");
-		if (klen > n)
-			klen = n;
-		if (klen) {
-			size_t kl, vl = 0;
-			char *key = framing_decode(&req->arena, p, klen, 1, &kl);
-			char *value = klen < n ? framing_decode(&req->arena, p + klen + 1, n - klen - 1, 1, &vl)
-					       : arena_strdup(&req->arena, "");
-			/* A NUL inside a name or value would cut it short without anyone noticing. */
-			if (strlen(key) != kl || strlen(value) != vl) {
-				req->bad_query = key;
-				return;
-			}
-			if (!request_query(req, key)) {
-				req->query[req->nquery].name = key;
-				req->query[req->nquery].value = value;
-				req->nquery++;
-			}
-		}
-		p += n;
-		if (*p == '&')
-			p++;
+	unsigned char addr[16];
+	if (req->via_proxy &&
+	    forwarded_client(req->headers, req->nheaders, cfg->trusted_proxies, cfg->ntrusted_proxies, addr) == 0) {
+		char *text = arena_alloc(&req->arena, ADDR_TEXT_MAX);
+		addr_format(addr, text);
+		req->client = text;
+	} else {
+		req->client = arena_strdup(&req->arena, req->client ? req->client : "unknown");
 	}
 }
 
@@ -255,6 +232,13 @@ int request_json_or_reply(struct request *req)
 static void finish(struct request *req)
 {
 	reply_header(req, "X-Request-ID", req->request_id);
+	/* Nothing here is meant to be sniffed into another type (a JSON body as HTML). */
+	reply_header(req, "X-Content-Type-Options", "nosniff");
+	if (req->res.page_csp) {
+		reply_header(req, "Content-Security-Policy", req->res.page_csp);
+		reply_header(req, "Referrer-Policy", "no-referrer");
+		reply_header(req, "X-Frame-Options", "DENY");
+	}
 	if (req->res.x_cache)
 		reply_header(req, "X-Cache", req->res.x_cache);
 	if (!req->origin || !config_origin_allowed(cfg, req->origin))
@@ -293,24 +277,51 @@ static int prefers_async(const char *prefer)
 	return 0;
 }
 
-/* Fills the cache keys of a request from its route's family, ids and query. */
-static void make_cache_key(struct request *req)
+/* Sets query parameter name to value (the canonical text of a cache family). */
+static void query_replace(struct request *req, const char *name, const char *value)
+{
+	for (int i = 0; i < req->nquery; i++) {
+		if (!strcmp(req->query[i].name, name)) {
+			req->query[i].value = value;
+			return;
+		}
+	}
+	if (value && req->nquery < MAX_QUERY_PARAMS) {
+		req->query[req->nquery].name = name;
+		req->query[req->nquery].value = value;
+		req->nquery++;
+	}
+}
+
+/* Fills the cache keys of a request from its route's family, ids and the
+ * canonical values of its query. 0, or -1 with req answered (422). */
+static int make_cache_key(struct request *req)
 {
 	const struct cache_family *f = req->route->cache;
 	const char *values[8];
 	int n = 0;
 	for (const char *const *q = f->query; q && *q && n < 8; q++)
 		values[n++] = request_query(req, *q);
+	if (f->normalize) {
+		struct api_error e;
+		if (f->normalize(req, values, &e)) {
+			reply_problem(req, &e);
+			return -1;
+		}
+		for (int i = 0; i < n; i++)
+			query_replace(req, f->query[i], values[i]);
+	}
 	req->cache_key = cache_key(&req->arena, f, req->ids, req->nids);
 	if (!f->query) {
 		req->near_key = req->cache_key;
-		return;
+		return 0;
 	}
 	req->cache_field = cache_field(&req->arena, values, n);
 	if (!req->cache_field)
 		req->cache_key = NULL; /* absurdly long query: not cached */
 	else
 		req->near_key = arena_printf(&req->arena, "%s#%s", req->cache_key, req->cache_field);
+	return 0;
 }
 
 /* Decides what happens to a request: answered now (0) or queued for a
@@ -359,9 +370,9 @@ static int dispatch(struct request *req)
 		fail(req, "payload-too-large", "the body exceeds the limit of %s bytes", limit);
 		return 0;
 	}
-	parse_query(req);
+	request_parse_query(req);
 	if (req->bad_query) {
-		api_fail_field(&e, req->bad_query, "must not contain a NUL character");
+		api_fail_field(&e, req->bad_query, "must be UTF-8 text without NUL characters");
 		reply_problem(req, &e);
 		return 0;
 	}
@@ -372,8 +383,17 @@ static int dispatch(struct request *req)
 		req->route->handler(req, NULL);
 		return 0;
 	}
+	if (req->route->prepare) {
+		if (hashpool_submit(req)) {
+			fail(req, "unavailable", "%s", "too many requests are waiting for a password hash; retry shortly");
+			reply_header(req, "Retry-After", "1");
+			return 0;
+		}
+		return 1;
+	}
 	if (req->route->cache) {
-		make_cache_key(req);
+		if (make_cache_key(req))
+			return 0;
 		const char *val;
 		size_t len;
 		if (req->near_key && req->route->cache->near && cfg->near_cache_ttl_ms > 0 &&
@@ -439,6 +459,10 @@ int server_start(const struct config *c, const struct route *table, size_t n, ro
 	framing_setup();
 	if (workers_start(cfg, evloop_resume, async_run))
 		return -1;
+	if (hashpool_start(cfg, evloop_resume)) {
+		workers_stop();
+		return -1;
+	}
 	static const struct evloop_ops ops = { dispatch, finish, complete, stream_closed };
 	struct evloop_config ec = {
 		.bind = cfg->bind,
@@ -453,8 +477,11 @@ int server_start(const struct config *c, const struct route *table, size_t n, ro
 		.max_per_client = cfg->max_connections_per_client,
 		.max_streams = cfg->streams_max,
 		.max_streams_per_client = cfg->streams_per_client,
+		.trusted = cfg->trusted_proxies,
+		.ntrusted = cfg->ntrusted_proxies,
 	};
 	if (evloop_start(&ec, &ops)) {
+		hashpool_stop();
 		workers_stop();
 		return -1;
 	}
@@ -475,7 +502,9 @@ void server_stop(int timeout_s)
 	int left = server_inflight();
 	if (left)
 		log_msg(LOG_WARN, "shutdown: %d requests still in flight after %d s", left, timeout_s);
-	/* Workers first: after this no request is with a worker. */
+	/* The password pool hands on to workers, so it goes first; after the
+	 * workers no request is away from its I/O thread. */
+	hashpool_stop();
 	workers_stop();
 	evloop_stop();
 }

@@ -145,7 +145,8 @@ void cache_clear_all(struct redis *r, struct arena *a)
 		for (size_t j = 0; j < list->elements; j++) {
 			const char *k = list->element[j]->str;
 			/* Sessions, revocations and rate counters are not cache. */
-			if (strstr(k, ":rt:") || strstr(k, ":famrevoked:") || strstr(k, ":rl:") ||
+			if (strstr(k, ":rt:") || strstr(k, ":famrevoked:") || strstr(k, ":rl:") || strstr(k, ":lf:") ||
+			    strstr(k, ":lg:") ||
 			    !strcmp(k + strlen(cache_prefix()), "revoked"))
 				continue;
 			redis_command(r, a, "UNLINK %s", k);

@@ -20,7 +20,10 @@
 
 #include "../core/arena.h"
 #include "../core/config.h"
+#include "../core/problem.h"
 #include "redis.h"
+
+struct request;
 
 struct cache_family {
 	const char *label;        /* metrics label, e.g. "card_balance" */
@@ -28,6 +31,13 @@ struct cache_family {
 	int ttl_s;
 	const char *const *query; /* NULL-terminated parameter names, or NULL */
 	int near;                 /* may the near-cache hold it */
+	/* Replaces the raw query values (one per name in query, NULL when absent)
+	 * by their canonical text, so that requests meaning the same thing
+	 * ("limit=020" and "limit=20", no cursor and "cursor=") share one entry;
+	 * the request then carries the canonical values to its handler. CPU only
+	 * (it runs on the I/O thread). 0, or -1 with err (a 422 naming the
+	 * parameter, answered without a worker). NULL: values used as sent. */
+	int (*normalize)(struct request *req, const char **values, struct api_error *err);
 	unsigned long hits, misses, bypasses; /* atomics */
 	unsigned long fills;                  /* reads that went to PostgreSQL */
 };

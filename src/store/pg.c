@@ -121,6 +121,17 @@ static int fail_result(struct pg *pg, PGresult *r, struct api_error *err)
 		err->retry_after = 1;
 		return -1;
 	}
+	/* Data exceptions (class 22: a number out of range for its column, text
+	 * that is not valid in the database's encoding) come from values the
+	 * client sent, such as a path id past 2^31 for an integer key: a 422,
+	 * never a 500. Callers check their input first; this is the net under it. */
+	if (!strncmp(state, "22", 2)) {
+		log_msg(LOG_DEBUG, "sql data exception %s: %.*s", state, (int)strcspn(PQresultErrorMessage(r), "\n"),
+			PQresultErrorMessage(r));
+		PQclear(r);
+		api_fail_field(err, "request", "holds a value out of range or not valid text");
+		return -1;
+	}
 	/* Integrity violations (class 23) are expected answers that callers map
 	 * to 409/422 or a retry; anything else is a bug worth an error line. */
 	log_msg(strncmp(state, "23", 2) ? LOG_ERROR : LOG_DEBUG, "sql error %s: %.*s", state,

@@ -49,7 +49,8 @@ class Server:
                   # The suite sends far more than a client's budget from one
                   # address; the rate-limit tests spawn servers with the defaults.
                   "RATE_LIMIT_PER_MINUTE": "10000000", "LOGIN_RATE_PER_ADDRESS": "100000",
-                  "LOGIN_RATE_PER_EMAIL": "100000"})
+                  "LOGIN_RATE_PER_EMAIL": "100000", "REGISTER_RATE_PER_ADDRESS": "100000",
+                  "LOGIN_SLOWDOWN_AFTER": "100000", "MAX_CARDS_PER_RIDER": "1000"})
         e.update({k: str(v) for k, v in env.items()})
         self.log_path = os.path.join(os.environ.get("TEST_RUN_DIR", os.path.join(ROOT, ".run", "test")),
                                      f"server-{self.port}.log")

@@ -350,15 +350,24 @@ def test_refresh_validation(base):
                    field="refresh_token")
 
 
-def test_refresh_picks_up_role_change(base, admin):
-    pair, _, _, uid = new_login(base)
+def test_role_change_ends_the_users_logins(base, admin):
+    """Issue 14: every token was issued for the old role, so a change of role
+    ends the user's logins (it used to let the refresh token mint the new role)."""
+    pair, email, password, uid = new_login(base)
     try:
         r = requests.patch(base + V1 + "/users/%d" % uid, json={"role": "operator"}, headers=admin)
         assert r.status_code == 200, r.text
         assert r.json()["role"] == "operator"
-        new = refresh(base, pair["refresh_token"]).json()
+        assert_401_bearer(requests.get(base + ME, headers=bearer(pair["access_token"])))
+        assert refresh(base, pair["refresh_token"]).status_code == 401
+        new = login(base, email, password)
         assert jwt_parts(new["access_token"])[1]["role"] == "operator"
         assert requests.get(base + ME, headers=bearer(new["access_token"])).json()["role"] == "operator"
+        # The same role again changes nothing and ends nothing.
+        r = requests.patch(base + V1 + "/users/%d" % uid, json={"role": "operator"}, headers=admin)
+        assert r.status_code == 200, r.text
+        assert requests.get(base + ME, headers=bearer(new["access_token"])).status_code == 200
+        assert refresh(base, new["refresh_token"]).status_code == 200
     finally:
         requests.patch(base + V1 + "/users/%d" % uid, json={"role": "rider"}, headers=admin)
 
@@ -575,7 +584,7 @@ def test_expired_real_token(database, spawn):
 
 def test_token_signed_with_other_secret_rejected_by_server(base, spawn):
     """A server with another JWT_SECRET refuses this one's tokens (and vice versa)."""
-    s = spawn(JWT_SECRET="another-secret-" + "y" * 40)
+    s = spawn(JWT_SECRET="another-secret-" + base64.b64encode(os.urandom(36)).decode())
     pair, _, _, _ = new_login(base)
     assert_401_bearer(auth_ready(s.url, bearer(pair["access_token"])))
 

@@ -29,8 +29,10 @@
 #define BOGOTA_PERSONAL { FARE, 1, 0, WINDOW, 2, 1, 2 }
 #define BOGOTA_ANON { FARE, 1, 0, WINDOW, 2, 1, 0 }
 
-#define PERSONAL(balance, credit) { 1, balance, credit }
-#define ANON(balance) { 0, balance, 0 }
+#define PERSONAL(balance, credit) { 1, balance, credit, credit }
+/* A card of a person whose cards together used `person` credit trips. */
+#define PERSON(balance, credit, person) { 1, balance, credit, person }
+#define ANON(balance) { 0, balance, 0, 0 }
 #define NO_PREVIOUS { 0, 0, 0, 0 }
 /* The previous boarding was on route, its journey began ago seconds before NOW. */
 #define PREVIOUS(route, ago, transfers) { 1, route, NOW - (ago), transfers }
@@ -150,6 +152,26 @@ static const struct fare_case cases[] = {
 	{ "stale credit count with a positive balance: paid normally, count kept",
 	  BOGOTA_PERSONAL, PERSONAL(5000, 2), NO_PREVIOUS, 3, NOW,
 	  { 1, FARE, 0, 0, NOW, 0, 5000 - FARE, 2 } },
+	/* --- credit is the person's (issue 14) ----------------------------- */
+	{ "a new card of a person whose other cards used the credit gets none",
+	  BOGOTA_PERSONAL, PERSON(0, 0, 2), NO_PREVIOUS, 3, NOW,
+	  { 0, FARE, 0, 0, NOW, 0, 0, 0 } },
+	{ "a person with one credit trip left may take it on any card",
+	  BOGOTA_PERSONAL, PERSON(0, 0, 1), NO_PREVIOUS, 3, NOW,
+	  { 1, FARE, 0, 1, NOW, 0, -FARE, 1 } },
+	/* --- hostile rules and values: refused, never wrapped -------------- */
+	{ "a negative fare in the rules refuses the boarding",
+	  { -5, 1, 0, WINDOW, 2, 1, 2 }, PERSONAL(10000, 0), NO_PREVIOUS, 3, NOW,
+	  { 0, 0, 0, 0, NOW, 0, 10000, 0 } },
+	{ "a balance at the bottom of 64 bits is refused, not wrapped",
+	  BOGOTA_PERSONAL, PERSONAL(INT64_MIN, 0), NO_PREVIOUS, 3, NOW,
+	  { 0, FARE, 0, 0, NOW, 0, INT64_MIN, 0 } },
+	{ "a journey start far in the past does not overflow the window check",
+	  BOGOTA_PERSONAL, PERSONAL(10000, 0), { 1, 3, INT64_MIN, 0 }, 17, NOW,
+	  { 1, FARE, 0, 0, NOW, 0, 10000 - FARE, 0 } },
+	{ "a negative transfer count of the previous leg is no transfer",
+	  BOGOTA_PERSONAL, PERSONAL(10000, 0), PREVIOUS(3, MIN, -7), 17, NOW,
+	  { 1, FARE, 0, 0, NOW, 0, 10000 - FARE, 0 } },
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -237,6 +259,7 @@ static void test_chained_journey(void **state)
 			continue;
 		card.balance = d.new_balance;
 		card.credit_trips_used = d.new_credit_trips;
+		card.person_credit_trips = d.new_credit_trips;
 		prev = (struct fare_previous){ 1, steps[i].route, d.journey_start, d.journey_transfers };
 	}
 }

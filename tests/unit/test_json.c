@@ -184,6 +184,40 @@ static void test_parse_huge_integer_names_right_field(void **state)
 	assert_string_equal(e.field, "amount");
 }
 
+/* Issue 14: 1e309 is valid JSON syntax whose value overflows a double. It
+ * used to be answered 400 malformed-json; it is an out-of-range field. */
+static void test_parse_real_overflow_names_field(void **state)
+{
+	(void)state;
+	const char *ok_cases[][2] = {
+		{ "{\"amount\": 1e309}", "amount" },
+		{ "{\"card_id\": 1, \"amount\": -1.5e400}", "amount" },
+		{ "{\"seat_ids\": [1, 2e999]}", "seat_ids" },
+		{ "{\"a\": {\"b\": 1E+309}, \"c\": 1}", "b" },
+		{ "{\"x\\\"y\": 1e309}", "x\"y" },
+		{ "{\"amount\": 1e309, \"big\": 99999999999999999999}", "amount" },
+	};
+	for (size_t i = 0; i < sizeof(ok_cases) / sizeof(ok_cases[0]); i++) {
+		struct api_error e = parse_fail(ok_cases[i][0], strlen(ok_cases[i][0]));
+		assert_int_equal(e.status, 422);
+		assert_string_equal(e.slug, "validation");
+		assert_string_equal(e.field, ok_cases[i][1]);
+	}
+	/* Outside any object there is no field to name. */
+	struct api_error e = parse_fail("[1e309]", 7);
+	assert_int_equal(e.status, 422);
+	assert_string_equal(e.field, "body");
+	/* Well-formed numbers, broken document: malformed. */
+	const char *bad = "{\"amount\": 1e309,";
+	e = parse_fail(bad, strlen(bad));
+	assert_int_equal(e.status, 400);
+	assert_string_equal(e.slug, "malformed-json");
+	/* Underflow is just a small real (refused later as not an integer). */
+	json_t *o = parse_ok("{\"amount\": 1e-400}");
+	assert_true(json_is_real(json_object_get(o, "amount")));
+	json_decref(o);
+}
+
 static void test_get_int_accepts(void **state)
 {
 	(void)state;
@@ -435,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_parse_huge_integer_names_field),
 		cmocka_unit_test(test_parse_huge_integer_in_malformed_body),
 		cmocka_unit_test(test_parse_huge_integer_names_right_field),
+		cmocka_unit_test(test_parse_real_overflow_names_field),
 		cmocka_unit_test(test_get_int_accepts),
 		cmocka_unit_test(test_get_int_refuses),
 		cmocka_unit_test(test_get_int_required_and_null),
