@@ -31,6 +31,7 @@ redis_start "$TEST_REDIS_DIR" "$TEST_REDIS_PORT"
 export DATABASE_URL="postgresql://transitd@127.0.0.1:$TEST_PG_PORT/transitd"
 export REDIS_URL="redis://127.0.0.1:$TEST_REDIS_PORT"
 export JWT_SECRET="faults-$(head -c 36 /dev/urandom | base64 | tr -d '/+=\n')"
+export PAYMENT_WEBHOOK_SECRET="faults-webhook-$(head -c 36 /dev/urandom | base64 | tr -d '/+=\n')"
 export TRANSITD_BIN="${TRANSITD_BIN:-$root/build/transitd}"
 "$TRANSITD_BIN" migrate >/dev/null
 "$TRANSITD_BIN" seed --demo >/dev/null
