@@ -34,6 +34,7 @@
 #include "store/cache.h"
 #include "store/migrate.h"
 #include "store/nearcache.h"
+#include "store/owners.h"
 #include "store/replicas.h"
 #include "version.h"
 #include "core/banned.h"
@@ -238,6 +239,12 @@ static void raise_open_files_limit(struct config *cfg)
 	}
 }
 
+/* Invalidations reach the card owner map too (a card blocked or given away). */
+static void owner_dropped(const char *key)
+{
+	owners_invalidated(key, cache_prefix());
+}
+
 static int cmd_serve(struct config *cfg)
 {
 	if (need_database(cfg))
@@ -288,8 +295,10 @@ static int cmd_serve(struct config *cfg)
 	raise_open_files_limit(cfg);
 	static_load(cfg->web_dir);
 	nearcache_init(16384);
+	owners_init(1 << 18);
 	cached_set_near_ttl((unsigned)cfg->near_cache_ttl_ms);
 	cache_configure(cfg);
+	cache_on_drop(owner_dropped);
 	static const struct cache_listener revocations = {
 		session_load_revocations, revocation_set_current, session_apply_message, live_invalidated,
 	};
@@ -333,6 +342,7 @@ static int cmd_serve(struct config *cfg)
 	replicas_stop();
 	cache_subscriber_stop();
 	nearcache_free();
+	owners_free();
 	static_free();
 	for (size_t i = 0; i < api_routes_count; i++)
 		free((char *)labels[i]);

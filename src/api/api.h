@@ -50,7 +50,7 @@ void alerts_create(struct request *req, struct worker *w);
 void alerts_end(struct request *req, struct worker *w);
 
 /* cards.c */
-extern struct cache_family family_card_balance, family_card_history;
+extern struct cache_family family_card, family_card_balance, family_card_history;
 void cards_api_configure(const struct config *cfg);
 void cards_create(struct request *req, struct worker *w);
 void card_get_one(struct request *req, struct worker *w);
@@ -63,10 +63,17 @@ void card_unblock(struct request *req, struct worker *w);
 /* Riders reach only their own cards: 0 for staff and for the owner, -1 with
  * e 404 (as for a card that does not exist) otherwise. May query the owner. */
 int card_access_check(struct request *req, struct worker *w, int64_t card_id, struct api_error *e);
-/* After a committed change of card_id: drops exactly the cached reads that
- * showed it (balance and history; with status_changed, balance and the
- * active-user count) in Redis and every instance's near-cache. */
-void card_cache_invalidate(struct request *req, struct worker *w, int64_t card_id, int status_changed);
+/* What changed on a card, for card_cache_keys: its balance always (and so
+ * its document), its recharges, its status or owner (who may read it, and
+ * the active-user count). */
+enum card_change { CARD_MONEY = 0, CARD_RECHARGED = 1, CARD_STATUS = 2 };
+#define CARD_CACHE_KEYS_MAX 5
+/* The cached reads (keys without prefix) a change of card_id makes stale:
+ * fills keys (CARD_CACHE_KEYS_MAX) and returns how many. */
+size_t card_cache_keys(struct arena *a, int64_t card_id, unsigned what, const char **keys);
+/* After a committed change of card_id: drops those reads in Redis and in
+ * the memory of every instance (card_cache_keys). */
+void card_cache_invalidate(struct request *req, struct worker *w, int64_t card_id, unsigned what);
 
 /* payments.c */
 void payments_topup(struct request *req, struct worker *w);

@@ -6,7 +6,7 @@
 #include "../domain/cards.h"
 #include "../http/cached.h"
 #include "../store/cache.h"
-#include "../store/nearcache.h"
+#include "../store/owners.h"
 #include "api.h"
 #include "idempotency.h"
 #include "params.h"
@@ -26,37 +26,67 @@ static int normalize_page(struct request *req, const char **v, struct api_error 
 	return query_page_canonical(req, &v[0], &v[1], err);
 }
 
-/* Money reads use the primary: a rider checks the balance right after paying. */
-struct cache_family family_card_balance = { .label = "card_balance", .key = "card:{}:balance", .ttl_s = 30 };
-struct cache_family family_card_history = { .label = "card_history", .key = "card:{}:history", .ttl_s = 60,
-					    .query = page_query, .normalize = normalize_page };
-
-void card_cache_invalidate(struct request *req, struct worker *w, int64_t card_id, int status_changed)
+/*
+ * A card's reads (its document, balance and recharge history) are answered
+ * from the near-cache on the I/O thread, for staff and for the card's
+ * owner, once every invalidation that reached this process is applied
+ * (cache_invalidations_settled): a rider reads a balance right after paying
+ * or boarding, perhaps on another instance. Fills read the primary.
+ */
+static int card_from_memory(struct request *req)
 {
-	const char *keys[] = {
-		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
-		status_changed ? "analytics:users:active" : arena_printf(&req->arena, "card:%lld:history", (long long)card_id),
-	};
-	worker_invalidate(w, &req->arena, keys, 2);
+	if (!cache_invalidations_settled())
+		return 0;
+	if (req->auth->role != ROLE_RIDER)
+		return 1;
+	int64_t owner;
+	if (owners_get(req->ids[0], &owner))
+		return 0; /* not known here yet: a worker looks it up */
+	if (owner == req->auth->user_id)
+		return 1;
+	struct api_error e;
+	api_fail(&e, "not-found", "card %lld does not exist", (long long)req->ids[0]);
+	reply_problem(req, &e);
+	return -1;
 }
 
-/* A card's owner never changes after issue, so the process keeps what it
- * has looked up (in the near-cache, under a key no write invalidates). */
-#define OWNER_TTL_MS (3600 * 1000)
+struct cache_family family_card = { .label = "card", .key = "card:{}", .ttl_s = 30, .near = 1,
+				     .from_memory = card_from_memory };
+struct cache_family family_card_balance = { .label = "card_balance", .key = "card:{}:balance", .ttl_s = 30,
+					    .near = 1, .from_memory = card_from_memory };
+struct cache_family family_card_history = { .label = "card_history", .key = "card:{}:history", .ttl_s = 60,
+					    .query = page_query, .normalize = normalize_page, .near = 1,
+					    .from_memory = card_from_memory };
 
+size_t card_cache_keys(struct arena *a, int64_t card_id, unsigned what, const char **keys)
+{
+	size_t n = 0;
+	keys[n++] = arena_printf(a, "card:%lld", (long long)card_id);
+	keys[n++] = arena_printf(a, "card:%lld:balance", (long long)card_id);
+	if (what & CARD_RECHARGED)
+		keys[n++] = arena_printf(a, "card:%lld:history", (long long)card_id);
+	if (what & CARD_STATUS) {
+		keys[n++] = arena_printf(a, "card:%lld:owner", (long long)card_id);
+		keys[n++] = "analytics:users:active";
+	}
+	return n;
+}
+
+void card_cache_invalidate(struct request *req, struct worker *w, int64_t card_id, unsigned what)
+{
+	const char *keys[CARD_CACHE_KEYS_MAX];
+	worker_invalidate(w, &req->arena, keys, card_cache_keys(&req->arena, card_id, what, keys));
+}
+
+/* The owner of a card, from memory or PostgreSQL. */
 static int owner_of(struct request *req, struct worker *w, int64_t card_id, int64_t *owner, struct api_error *e)
 {
-	const char *key = arena_printf(&req->arena, "owner:card:%lld", (long long)card_id);
-	const char *val;
-	size_t len;
-	if (nearcache_get(key, &req->arena, &val, &len) == 0) {
-		*owner = atoll(val);
+	if (owners_get(card_id, owner) == 0)
 		return 0;
-	}
+	uint64_t gen = owners_generation(card_id);
 	if (card_owner(&w->primary, &req->arena, card_id, owner, e))
 		return -1;
-	const char *text = pg_int(&req->arena, *owner);
-	nearcache_put(key, text, strlen(text), OWNER_TTL_MS);
+	owners_put(card_id, *owner, gen);
 	return 0;
 }
 
@@ -115,13 +145,16 @@ void cards_create(struct request *req, struct worker *w)
 	idem_commit(&im, req);
 }
 
+static int fill_card(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	return card_get(&w->primary, &req->arena, req->ids[0], out, err);
+}
+
 void card_get_one(struct request *req, struct worker *w)
 {
-	struct api_error e;
 	if (card_path_allowed(req, w))
 		return;
-	if (card_get(&w->primary, &req->arena, req->ids[0], reply(req, 200), &e))
-		reply_problem(req, &e);
+	reply_cached(req, w, fill_card);
 }
 
 static int fill_balance(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
@@ -182,21 +215,21 @@ int cards_recharge_check(struct request *req, struct worker *w, struct api_error
 void cards_recharge(struct request *req, struct worker *w)
 {
 	struct api_error e;
-	struct idem im;
 	struct recharge rc;
-	if (recharge_read(req, &rc, &e)) {
-		reply_problem(req, &e);
+	struct write_key k;
+	struct write_outcome o;
+	if (recharge_read(req, &rc, &e))
+		goto fail;
+	if (idem_key_or_reply(req, &k))
 		return;
-	}
-	if (idem_begin(&im, req, &w->primary, 0))
-		return;
-	if (card_recharge(&w->primary, &req->arena, &rc, reply(req, 201), &e)) {
-		idem_abort(&im);
-		reply_problem(req, &e);
-		return;
-	}
-	if (idem_commit(&im, req) == 0)
-		card_cache_invalidate(req, w, rc.card_id, 0);
+	if (card_recharge(&w->primary, &req->arena, &rc, &k, &o, &e))
+		goto fail;
+	reply_outcome(req, &o);
+	if (!o.replayed)
+		card_cache_invalidate(req, w, rc.card_id, CARD_RECHARGED);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 static void set_status(struct request *req, struct worker *w, const char *status)
@@ -208,7 +241,7 @@ static void set_status(struct request *req, struct worker *w, const char *status
 		reply_problem(req, &e);
 		return;
 	}
-	card_cache_invalidate(req, w, req->ids[0], 1);
+	card_cache_invalidate(req, w, req->ids[0], CARD_STATUS);
 }
 
 void card_block(struct request *req, struct worker *w)

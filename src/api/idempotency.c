@@ -73,6 +73,40 @@ int idem_identify(struct request *req, const char **scope, const char **hash, st
 	return 0;
 }
 
+/* The advisory lock id of a key: 64 bits of the digest of scope and key. */
+static long long lock_id(const char *scope, const char *key)
+{
+	unsigned char h[32];
+	const char *parts[] = { scope, key };
+	size_t lens[] = { strlen(scope), strlen(key) };
+	long long id;
+	digest(parts, lens, 2, h);
+	memcpy(&id, h, sizeof(id));
+	return id;
+}
+
+int idem_key_or_reply(struct request *req, struct write_key *k)
+{
+	struct api_error e;
+	memset(k, 0, sizeof(*k));
+	if (!req->idempotency_key)
+		return 0;
+	if (idem_identify(req, &k->scope, &k->hash, &e)) {
+		fail(req, &e);
+		return -1;
+	}
+	k->key = req->idempotency_key;
+	k->lock = arena_printf(&req->arena, "%lld", lock_id(k->scope, k->key));
+	return 0;
+}
+
+void reply_outcome(struct request *req, const struct write_outcome *o)
+{
+	reply_json(req, o->status, o->body, o->len);
+	if (o->replayed)
+		reply_header(req, "Idempotent-Replayed", "true");
+}
+
 int idem_begin(struct idem *im, struct request *req, struct pg *db, int transaction)
 {
 	struct api_error e;
@@ -94,15 +128,7 @@ int idem_begin(struct idem *im, struct request *req, struct pg *db, int transact
 		return 1;
 	}
 	im->key = req->idempotency_key;
-	unsigned char h[32];
-
-	/* The advisory lock id: 64 bits of the digest of scope and key. */
-	const char *lock_parts[] = { im->scope, im->key };
-	size_t lock_lens[] = { strlen(im->scope), strlen(im->key) };
-	long long lock_id;
-	digest(lock_parts, lock_lens, 2, h);
-	memcpy(&lock_id, h, sizeof(lock_id));
-	const char *lock_v[] = { arena_printf(&req->arena, "%lld", lock_id) };
+	const char *lock_v[] = { arena_printf(&req->arena, "%lld", lock_id(im->scope, im->key)) };
 
 	if (pg_run(db, "BEGIN", &e)) {
 		fail(req, &e);

@@ -22,6 +22,7 @@
  *           ...                     // committed: invalidate caches
  *   }
  */
+#include "../domain/outcome.h"
 #include "../http/http.h"
 #include "../store/pg.h"
 
@@ -34,6 +35,24 @@ struct idem {
 };
 
 void idempotency_register(void);
+
+/*
+ * The money writes (recharge, tap-in, tap-out, booking, cancellation) do all
+ * of the above inside their one call in SQL (domain/outcome.h): the key is
+ * claimed under the same advisory lock, a replay or a mismatch is answered,
+ * and a 2xx is stored with its effect. Their handlers only fill the key:
+ *
+ *   struct write_key k;
+ *   struct write_outcome o;
+ *   if (idem_key_or_reply(req, &k) || domain_call(db, ..., &k, &o, &e)) ...
+ *   reply_outcome(req, &o);            // Idempotent-Replayed on a replay
+ *   if (!o.replayed) ...               // invalidate caches
+ */
+/* Fills k from req's Idempotency-Key (all NULL without one). 0, or -1 with
+ * req answered 422 naming the header. */
+int idem_key_or_reply(struct request *req, struct write_key *k);
+/* Answers a money call's outcome. */
+void reply_outcome(struct request *req, const struct write_outcome *o);
 
 /* 0: go on; 1: req already answered. A transaction is open when a key was
  * given or when transaction is set (a multi-statement operation). */

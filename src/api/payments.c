@@ -117,7 +117,7 @@ void payments_webhook(struct request *req, struct worker *w)
 		return;
 	}
 	if (outcome == PAYMENT_CREDITED)
-		card_cache_invalidate(req, w, card_id, 0);
+		card_cache_invalidate(req, w, card_id, CARD_RECHARGED);
 	if (outcome == PAYMENT_UNKNOWN) {
 		api_fail(&e, "not-found", "payment %lld does not exist", (long long)ev.payment_id);
 		reply_problem(req, &e);

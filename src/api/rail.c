@@ -24,15 +24,17 @@ struct cache_family family_rail_runs = { .label = "rail_runs", .key = "rail:runs
 struct cache_family family_rail_seats = { .label = "rail_seats", .key = "rail:run:{}:seats", .ttl_s = 30, .near = 1 };
 
 /* A booking or cancellation changes the run's seat map, every run list
- * (free counts) and the card's balance. */
+ * (free counts) and the card (its balance). */
 static void invalidate_run(struct request *req, struct worker *w, int64_t run_id, int64_t card_id)
 {
-	const char *keys[] = {
+	const char *keys[2 + CARD_CACHE_KEYS_MAX] = {
 		arena_printf(&req->arena, "rail:run:%lld:seats", (long long)run_id),
 		"rail:runs",
-		arena_printf(&req->arena, "card:%lld:balance", (long long)card_id),
 	};
-	worker_invalidate(w, &req->arena, keys, card_id ? 3 : 2);
+	size_t n = 2;
+	if (card_id)
+		n += card_cache_keys(&req->arena, card_id, CARD_MONEY, keys + n);
+	worker_invalidate(w, &req->arena, keys, n);
 }
 
 static int fill_trains(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
@@ -201,28 +203,27 @@ int rail_bookings_check(struct request *req, struct worker *w, struct api_error 
 void rail_bookings_create(struct request *req, struct worker *w)
 {
 	struct api_error e;
-	struct idem im;
 	struct rail_booking_req q;
-	if (parse_booking(req, &q, &e)) {
-		reply_problem(req, &e);
+	struct write_key k;
+	struct write_outcome o;
+	if (parse_booking(req, &q, &e))
+		goto fail;
+	if (idem_key_or_reply(req, &k))
 		return;
-	}
-	for (int attempt = 0; attempt < BOOKING_ATTEMPTS; attempt++) {
-		if (idem_begin(&im, req, &w->primary, 1))
-			return;
-		int rc = rail_book(&w->primary, &req->arena, &q, reply(req, 201), &e);
-		if (rc == 0) {
-			if (idem_commit(&im, req) == 0)
-				invalidate_run(req, w, q.run_id, q.card_id);
-			return;
-		}
-		idem_abort(&im);
-		if (rc != RAIL_RETRY) {
-			reply_problem(req, &e);
-			return;
-		}
-	}
-	api_fail(&e, "seat-taken", "the seats were taken while booking; try again");
+	/* A unique violation means the call's seat checks were beaten by a booking
+	 * they could not see; it wrote nothing, so it runs again. */
+	int rc = RAIL_RETRY;
+	for (int attempt = 0; attempt < BOOKING_ATTEMPTS && rc == RAIL_RETRY; attempt++)
+		rc = rail_book(&w->primary, &req->arena, &q, &k, &o, &e);
+	if (rc == RAIL_RETRY)
+		api_fail(&e, "seat-taken", "the seats were taken while booking; try again");
+	if (rc)
+		goto fail;
+	reply_outcome(req, &o);
+	if (!o.replayed)
+		invalidate_run(req, w, q.run_id, q.card_id);
+	return;
+fail:
 	reply_problem(req, &e);
 }
 
@@ -245,15 +246,15 @@ void rail_booking_get_one(struct request *req, struct worker *w)
 void rail_booking_cancel(struct request *req, struct worker *w)
 {
 	struct api_error e;
-	struct idem im;
-	int64_t run_id, card_id;
-	if (idem_begin(&im, req, &w->primary, 1))
+	struct write_key k;
+	struct write_outcome o;
+	if (idem_key_or_reply(req, &k))
 		return;
-	if (rail_cancel(&w->primary, &req->arena, req->ids[0], request_rider_id(req), &run_id, &card_id, reply(req, 200), &e)) {
-		idem_abort(&im);
+	if (rail_cancel(&w->primary, &req->arena, req->ids[0], request_rider_id(req), &k, &o, &e)) {
 		reply_problem(req, &e);
 		return;
 	}
-	if (idem_commit(&im, req) == 0)
-		invalidate_run(req, w, run_id, card_id);
+	reply_outcome(req, &o);
+	if (!o.replayed)
+		invalidate_run(req, w, o.ref_id, o.card_id);
 }

@@ -74,7 +74,7 @@ const struct route api_routes[] = {
 	ROUTE(METHOD_POST, V1 "/cards", cards_create, ROUTE_JSON_BODY, ROLE_ANY, NULL, "issue a card"),
 	ASYNC(METHOD_POST, V1 "/cards/recharge", cards_recharge, cards_recharge_check, ROUTE_JSON_BODY, ROLE_STAFF,
 	      "recharge a card at a point of sale"),
-	ROUTE(METHOD_GET, V1 "/cards/{card_id}", card_get_one, 0, ROLE_ANY, NULL, "one card"),
+	ROUTE(METHOD_GET, V1 "/cards/{card_id}", card_get_one, 0, ROLE_ANY, &family_card, "one card"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}/balance", card_balance_get, 0, ROLE_ANY, &family_card_balance, "balance"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}/history", card_history_get, 0, ROLE_ANY, &family_card_history, "recharges, newest first"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}/transactions", card_transactions_get, 0, ROLE_ANY, NULL, "ledger, newest first"),

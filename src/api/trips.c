@@ -13,14 +13,19 @@
 struct cache_family family_trip = { .label = "trip", .key = "trip:{}", .ttl_s = 60 };
 struct cache_family family_fares = { .label = "fares", .key = "fares", .ttl_s = 300, .near = 1 };
 
-/* A trip write makes stale: the card's balance, the trip, the analytics,
- * and (at tap-out) the boarding station's top destinations. */
+/* A trip write makes stale: the trip, the analytics, at tap-in the card
+ * (balance, last use), and at tap-out the boarding station's top
+ * destinations (and the card's balance, as ever: cheap, and a tap-out's
+ * answer is where riders look next). */
 static void invalidate_trip(struct request *req, struct worker *w, int64_t card_id, int64_t trip_id,
 			    int64_t boarding_station_id)
 {
 	const char *keys[16];
 	size_t n = 0;
-	keys[n++] = arena_printf(&req->arena, "card:%lld:balance", (long long)card_id);
+	if (trip_id)
+		keys[n++] = arena_printf(&req->arena, "card:%lld:balance", (long long)card_id);
+	else
+		n += card_cache_keys(&req->arena, card_id, CARD_MONEY, keys + n);
 	if (trip_id)
 		keys[n++] = arena_printf(&req->arena, "trip:%lld", (long long)trip_id);
 	if (boarding_station_id)
@@ -62,41 +67,41 @@ int trips_end_check(struct request *req, struct worker *w, struct api_error *e)
 void trips_start(struct request *req, struct worker *w)
 {
 	struct api_error e;
-	struct idem im;
 	struct tap_in t;
-	if (tap_in_read(req, &t, &e)) {
-		reply_problem(req, &e);
+	struct write_key k;
+	struct write_outcome o;
+	if (tap_in_read(req, &t, &e))
+		goto fail;
+	if (idem_key_or_reply(req, &k))
 		return;
-	}
-	if (idem_begin(&im, req, &w->primary, 1))
-		return;
-	if (trip_start(&w->primary, &req->arena, &t, request_rider_id(req), reply(req, 201), &e)) {
-		idem_abort(&im);
-		reply_problem(req, &e);
-		return;
-	}
-	if (idem_commit(&im, req) == 0)
+	if (trip_start(&w->primary, &req->arena, &t, request_rider_id(req), &k, &o, &e))
+		goto fail;
+	reply_outcome(req, &o);
+	if (!o.replayed)
 		invalidate_trip(req, w, t.card_id, 0, 0);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void trips_end(struct request *req, struct worker *w)
 {
 	struct api_error e;
-	struct idem im;
-	int64_t trip_id, station_id, card_id, boarding_id;
-	if (tap_out_read(req, &trip_id, &station_id, &e)) {
-		reply_problem(req, &e);
+	int64_t trip_id, station_id;
+	struct write_key k;
+	struct write_outcome o;
+	if (tap_out_read(req, &trip_id, &station_id, &e))
+		goto fail;
+	if (idem_key_or_reply(req, &k))
 		return;
-	}
-	if (idem_begin(&im, req, &w->primary, 0))
-		return;
-	if (trip_end(&w->primary, &req->arena, trip_id, station_id, request_rider_id(req), reply(req, 200), &card_id, &boarding_id, &e)) {
-		idem_abort(&im);
-		reply_problem(req, &e);
-		return;
-	}
-	if (idem_commit(&im, req) == 0)
-		invalidate_trip(req, w, card_id, trip_id, boarding_id);
+	if (trip_end(&w->primary, &req->arena, trip_id, station_id, request_rider_id(req), &k, &o, &e))
+		goto fail;
+	reply_outcome(req, &o);
+	if (!o.replayed)
+		invalidate_trip(req, w, o.card_id, trip_id, o.ref_id);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 /* The cached trip document is shared by all callers; a rider's access is

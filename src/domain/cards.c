@@ -14,7 +14,6 @@ enum {
 	TRANSACTIONS,
 	RECHARGE,
 	STATUS_OF,
-	POINT_ACTIVE,
 	SET_STATUS,
 	OWNER,
 	OWNER_LOCK,
@@ -53,26 +52,11 @@ static const struct sql_stmt stmts[] = {
 		"  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3"
 		"    THEN (SELECT min(entry_id) FROM shown)::text END)::text"
 		" FROM cards c WHERE c.card_id = $1" },
-	/* One statement: the card row changes atomically, the ledger and recharge
-	 * rows are written with it. A recharge first repays trips taken on credit. */
+	/* One call (db/migrations/0010_money_calls.sql): key, checks, card,
+	 * ledger and recharge rows, stored answer. */
 	[RECHARGE] = { "card_recharge",
-		"WITH c AS (UPDATE cards SET balance = balance + $2,"
-		"    credit_trips_used = CASE WHEN balance + $2 >= 0 THEN 0 ELSE credit_trips_used END"
-		"  WHERE card_id = $1 AND status = 'active' RETURNING card_id, balance),"
-		" ids AS (SELECT nextval(pg_get_serial_sequence('recharges', 'recharge_id')) AS recharge_id),"
-		" l AS (INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)"
-		"  SELECT c.card_id, 'recharge', $2, c.balance, 'recharge:' || ids.recharge_id FROM c, ids"
-		"  RETURNING entry_id, card_id, balance_after, created_at),"
-		" r AS (INSERT INTO recharges (recharge_id, card_id, amount, recharge_point_id, ledger_entry_id,"
-		"    recharge_timestamp)"
-		"  SELECT ids.recharge_id, l.card_id, $2, $3, l.entry_id, l.created_at FROM l, ids"
-		"  RETURNING recharge_id, recharge_timestamp)"
-		"SELECT json_build_object('recharge_id', r.recharge_id, 'card_id', l.card_id, 'amount', $2::bigint,"
-		"  'new_balance', l.balance_after, 'recharge_timestamp', rfc3339(r.recharge_timestamp))::text"
-		" FROM r, l" },
+		"SELECT " WRITE_OUTCOME_COLUMNS " FROM api_card_recharge($1, $2, $3, $4, $5, $6, $7)" },
 	[STATUS_OF] = { "card_status_of", "SELECT status FROM cards WHERE card_id = $1" },
-	[POINT_ACTIVE] = { "card_point_active",
-		"SELECT 1 FROM recharge_points WHERE recharge_point_id = $1 AND is_active" },
 	[SET_STATUS] = { "card_set_status",
 		"UPDATE cards c SET status = $2 WHERE card_id = $1 RETURNING card_json(c)::text" },
 	[OWNER] = { "card_owner", "SELECT coalesce(user_id, 0) FROM cards WHERE card_id = $1" },
@@ -208,25 +192,13 @@ int card_explain_inactive(struct pg *db, struct arena *a, int64_t card_id, struc
 	return api_fail(err, "card-blocked", "card %lld is blocked", (long long)card_id);
 }
 
-int card_recharge(struct pg *db, struct arena *a, const struct recharge *rc, struct buf *out,
-		  struct api_error *err)
+int card_recharge(struct pg *db, struct arena *a, const struct recharge *rc, const struct write_key *k,
+		  struct write_outcome *o, struct api_error *err)
 {
-	if (rc->point_id) {
-		const char *v[] = { pg_int(a, rc->point_id) };
-		PGresult *r = pg_exec(db, a, &stmts[POINT_ACTIVE], 1, v, err);
-		if (!r)
-			return -1;
-		if (PQntuples(r) == 0)
-			return api_fail_field(err, "recharge_point_id", "is not an active recharge point");
-	}
-	const char *v[] = { pg_int(a, rc->card_id), pg_int(a, rc->amount), rc->point_id ? pg_int(a, rc->point_id) : NULL };
-	PGresult *r = pg_exec(db, a, &stmts[RECHARGE], 3, v, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) == 0)
-		return card_explain_inactive(db, a, rc->card_id, err);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	const char *v[] = { pg_int(a, rc->card_id), pg_int(a, rc->amount), rc->point_id ? pg_int(a, rc->point_id) : NULL,
+			    WRITE_KEY_PARAMS(k) };
+	PGresult *r = pg_exec(db, a, &stmts[RECHARGE], 7, v, err);
+	return r ? write_outcome_read(r, a, o, err) : -1;
 }
 
 int card_set_status(struct pg *db, struct arena *a, int64_t card_id, const char *status, struct buf *out,

@@ -17,6 +17,7 @@
 
 #include "../core/buf.h"
 #include "../store/pg.h"
+#include "outcome.h"
 
 #define RECHARGE_MIN 1000
 #define RECHARGE_MAX 500000
@@ -45,8 +46,11 @@ struct recharge {
 	int64_t amount;
 	int64_t point_id; /* 0 = none */
 };
-int card_recharge(struct pg *db, struct arena *a, const struct recharge *r, struct buf *out,
-		  struct api_error *err);
+/* A point of sale's recharge, one call: *o is its 201 (or the stored answer
+ * of k); -1 with err 404, 409 card-blocked, 422 (a field, or the key), 409
+ * idempotency-in-progress. */
+int card_recharge(struct pg *db, struct arena *a, const struct recharge *r, const struct write_key *k,
+		  struct write_outcome *o, struct api_error *err);
 
 /* Why a write that needs an active card found none: always -1, with err
  * 404 (no such card) or 409 card-blocked (or 503). */

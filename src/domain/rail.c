@@ -3,13 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cards.h"
 #include "../core/banned.h"
 
 enum {
 	TRAINS, RUNS, SEAT_MAP, RUN_CHECK, RUN_INSERT, RUN_SEATS, RUN_DOC,
-	SEATS_LOCK, SEATS_TAKEN, SEATS_ANY, CHARGE, BOOKING_DOC, CARD_STATE,
-	CANCEL_LOCK, CANCEL, BOOKING_GET, BOOKINGS_PAGE, RUN_DEPARTED, STATION_BY_NAME,
+	BOOK, CANCEL, BOOKING_GET, BOOKINGS_PAGE, STATION_BY_NAME,
 };
 
 #define RUN_JSON \
@@ -52,46 +50,12 @@ static const struct sql_stmt stmts[] = {
 		" VALUES ($1, $2, $3, $4, $5) RETURNING run_id" },
 	[RUN_SEATS] = { "rail_run_seats", "SELECT rail_run_seats($1)" },
 	[RUN_DOC] = { "rail_run_doc", "SELECT " RUN_JSON "::text" RUN_FROM " WHERE r.run_id = $1" },
-	[SEATS_LOCK] = { "rail_seats_lock",
-		"SELECT seat_id, price FROM rail_seats WHERE run_id = $1 AND seat_id = ANY($2::bigint[])"
-		" ORDER BY seat_id FOR UPDATE" },
-	[SEATS_TAKEN] = { "rail_seats_taken",
-		"SELECT seat_id FROM rail_booking_seats WHERE seat_id = ANY($1::bigint[]) AND active ORDER BY seat_id" },
-	[SEATS_ANY] = { "rail_seats_any",
-		"SELECT s.seat_id, s.price FROM rail_seats s WHERE s.run_id = $1 AND s.class = $2"
-		" AND NOT EXISTS (SELECT 1 FROM rail_booking_seats b WHERE b.seat_id = s.seat_id AND b.active)"
-		" ORDER BY s.seat_id LIMIT $3 FOR UPDATE SKIP LOCKED" },
-	/* Card, ledger, booking and its seats in one statement; no row when the
-	 * card is missing, blocked or short of money. No credit for rail. */
-	[CHARGE] = { "rail_charge",
-		"WITH ids AS (SELECT nextval(pg_get_serial_sequence('rail_bookings', 'booking_id')) AS booking_id),"
-		" c AS (UPDATE cards SET balance = balance - $2 WHERE card_id = $1 AND status = 'active' AND balance >= $2"
-		"  RETURNING card_id, balance, user_id),"
-		" l AS (INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)"
-		"  SELECT c.card_id, 'booking', -$2::bigint, c.balance, 'booking:' || ids.booking_id FROM c, ids"
-		"  RETURNING entry_id),"
-		" b AS (INSERT INTO rail_bookings (booking_id, run_id, user_id, card_id, total_amount, payment_entry_id)"
-		"  SELECT ids.booking_id, $3, c.user_id, c.card_id, $2, l.entry_id FROM ids, c, l RETURNING booking_id),"
-		" s AS (INSERT INTO rail_booking_seats (booking_id, seat_id) SELECT b.booking_id, unnest($4::bigint[]) FROM b)"
-		"SELECT b.booking_id, c.balance FROM b, c" },
-	[BOOKING_DOC] = { "rail_booking_doc",
-		"SELECT left(rail_booking_json(b)::text, -1) || ', \"new_balance\" : ' || $2 || '}'"
-		" FROM rail_bookings b WHERE booking_id = $1" },
-	[CARD_STATE] = { "rail_card_state", "SELECT status, balance FROM cards WHERE card_id = $1" },
-	[CANCEL_LOCK] = { "rail_cancel_lock",
-		"SELECT b.status, r.departure_time > now(), b.card_id, b.total_amount, b.run_id"
-		" FROM rail_bookings b JOIN rail_runs r USING (run_id)"
-		" WHERE b.booking_id = $1 AND ($2::bigint = 0 OR b.user_id = $2) FOR UPDATE OF b" },
-	/* Refund, free the seats, mark cancelled: one statement. */
-	[CANCEL] = { "rail_cancel",
-		"WITH c AS (UPDATE cards SET balance = balance + $2::bigint WHERE card_id = $3 RETURNING card_id, balance),"
-		" l AS (INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)"
-		"  SELECT c.card_id, 'refund', $2::bigint, c.balance, 'booking:' || $1::bigint FROM c RETURNING entry_id),"
-		" s AS (UPDATE rail_booking_seats SET active = false WHERE booking_id = $1),"
-		" b AS (UPDATE rail_bookings SET status = 'cancelled', cancelled_at = now(),"
-		"  refund_entry_id = (SELECT entry_id FROM l) WHERE booking_id = $1 RETURNING *)"
-		"SELECT left(rail_booking_json(b)::text, -1) || ', \"new_balance\" : ' || (SELECT balance FROM c) || '}'"
-		" FROM b" },
+	/* Booking and cancellation, one call each (db/migrations/0010_money_calls.sql):
+	 * the key, seats locked and checked, card charged or refunded, ledger,
+	 * booking and its seats, the stored answer. */
+	[BOOK] = { "rail_book",
+		"SELECT " WRITE_OUTCOME_COLUMNS " FROM api_rail_book($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)" },
+	[CANCEL] = { "rail_cancel", "SELECT " WRITE_OUTCOME_COLUMNS " FROM api_rail_cancel($1, $2, $3, $4, $5, $6)" },
 	[BOOKING_GET] = { "rail_booking_get",
 		"SELECT rail_booking_json(b)::text FROM rail_bookings b"
 		" WHERE booking_id = $1 AND ($2::bigint = 0 OR user_id = $2)" },
@@ -102,7 +66,6 @@ static const struct sql_stmt stmts[] = {
 		"SELECT json_build_object('bookings', coalesce((SELECT json_agg(rail_booking_json(s)"
 		"  ORDER BY s.booking_id DESC) FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3"
 		"  THEN (SELECT min(booking_id) FROM shown)::text END)::text" },
-	[RUN_DEPARTED] = { "rail_run_departed", "SELECT departure_time <= now() FROM rail_runs WHERE run_id = $1" },
 	[STATION_BY_NAME] = { "rail_station_by_name",
 		"SELECT station_id FROM stations WHERE station_type = 'rail' AND fold_name(name) = fold_name($1)"
 		" ORDER BY station_id LIMIT 2" },
@@ -205,121 +168,24 @@ static const char *id_array(struct arena *a, const int64_t *ids, int n)
 	return s;
 }
 
-/* Fills ids[] and *total from a result of (seat_id, price) rows. */
-static int collect(PGresult *r, int64_t *ids, int64_t *total)
+int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *q, const struct write_key *k,
+	      struct write_outcome *o, struct api_error *err)
 {
-	int n = PQntuples(r);
-	*total = 0;
-	for (int i = 0; i < n && i < RAIL_MAX_SEATS; i++) {
-		ids[i] = atoll(PQgetvalue(r, i, 0));
-		*total += atoll(PQgetvalue(r, i, 1));
-	}
-	return n;
-}
-
-static int taken_problem(struct arena *a, PGresult *r, struct api_error *err)
-{
-	struct buf b = BUF_INIT;
-	buf_adds(&b, "\"seats\":[");
-	for (int i = 0; i < PQntuples(r); i++) {
-		if (i)
-			buf_addch(&b, ',');
-		buf_adds(&b, PQgetvalue(r, i, 0));
-	}
-	buf_addch(&b, ']');
-	api_fail(err, "seat-taken", "%d of the seats asked for %s already taken", PQntuples(r),
-		 PQntuples(r) == 1 ? "is" : "are");
-	err->extra = arena_strndup(a, b.ptr, b.len);
-	buf_release(&b);
-	return -1;
-}
-
-int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *q, struct buf *out,
-	      struct api_error *err)
-{
-	int64_t owner;
-	if (card_owner(db, a, q->card_id, &owner, err))
-		return -1;
-	if (q->rider_id && owner != q->rider_id)
-		return api_fail(err, "not-found", "card %lld does not exist", (long long)q->card_id);
-
-	const char *run = pg_int(a, q->run_id);
-	const char *rv[] = { run };
-	PGresult *r = pg_exec(db, a, &stmts[RUN_DEPARTED], 1, rv, err);
+	const char *v[] = { pg_int(a, q->run_id), pg_int(a, q->card_id), q->nseats ? id_array(a, q->seat_ids, q->nseats) : NULL,
+			    q->nseats ? NULL : pg_int(a, q->seat_count), q->nseats ? NULL : q->class, pg_int(a, q->rider_id),
+			    WRITE_KEY_PARAMS(k) };
+	PGresult *r = pg_exec(db, a, &stmts[BOOK], 10, v, err);
 	if (!r)
-		return -1;
-	if (PQntuples(r) != 1)
-		return api_fail(err, "not-found", "run %lld does not exist", (long long)q->run_id);
-	if (!strcmp(PQgetvalue(r, 0, 0), "t"))
-		return api_fail_field(err, "run_id", "has departed; it can no longer be booked");
-
-	int64_t ids[RAIL_MAX_SEATS], total;
-	int n;
-	if (q->nseats) {
-		const char *v[] = { run, id_array(a, q->seat_ids, q->nseats) };
-		if (!(r = pg_exec(db, a, &stmts[SEATS_LOCK], 2, v, err)))
-			return -1;
-		n = collect(r, ids, &total);
-		if (n != q->nseats)
-			return api_fail_field(err, "seat_ids", "lists seats that are not seats of run %lld",
-					      (long long)q->run_id);
-		const char *tv[] = { v[1] };
-		if (!(r = pg_exec(db, a, &stmts[SEATS_TAKEN], 1, tv, err)))
-			return -1;
-		if (PQntuples(r))
-			return taken_problem(a, r, err);
-	} else {
-		const char *v[] = { run, q->class, pg_int(a, q->seat_count) };
-		if (!(r = pg_exec(db, a, &stmts[SEATS_ANY], 3, v, err)))
-			return -1;
-		n = collect(r, ids, &total);
-		if (n < q->seat_count) {
-			api_fail(err, "seat-taken", "only %d %s seats are free on run %lld", n, q->class,
-				 (long long)q->run_id);
-			err->extra = "\"seats\":[]";
-			return -1;
-		}
-	}
-	const char *cv[] = { pg_int(a, q->card_id), pg_int(a, total), run, id_array(a, ids, n) };
-	if (!(r = pg_exec(db, a, &stmts[CHARGE], 4, cv, err)))
 		return !strcmp(db->sqlstate, "23505") ? RAIL_RETRY : -1;
-	if (PQntuples(r) == 0) {
-		const char *sv[] = { cv[0] };
-		if (!(r = pg_exec(db, a, &stmts[CARD_STATE], 1, sv, err)))
-			return -1;
-		if (strcmp(PQgetvalue(r, 0, 0), "active"))
-			return api_fail(err, "card-blocked", "card %lld is blocked", (long long)q->card_id);
-		api_fail(err, "insufficient-balance", "the booking costs %lld COP and the balance is %s COP",
-			 (long long)total, PQgetvalue(r, 0, 1));
-		err->extra = arena_printf(a, "\"total_amount\":%lld,\"balance\":%s", (long long)total, PQgetvalue(r, 0, 1));
-		return -1;
-	}
-	const char *dv[] = { arena_strdup(a, PQgetvalue(r, 0, 0)), arena_strdup(a, PQgetvalue(r, 0, 1)) };
-	if (!(r = pg_exec(db, a, &stmts[BOOKING_DOC], 2, dv, err)))
-		return -1;
-	return copy_doc(r, out, err, "booking", 0);
+	return write_outcome_read(r, a, o, err);
 }
 
-int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, int64_t *run_id,
-		int64_t *card_id, struct buf *out, struct api_error *err)
+int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, const struct write_key *k,
+		struct write_outcome *o, struct api_error *err)
 {
-	const char *v[] = { pg_int(a, booking_id), pg_int(a, rider_id) };
-	PGresult *r = pg_exec(db, a, &stmts[CANCEL_LOCK], 2, v, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) == 0)
-		return api_fail(err, "not-found", "booking %lld does not exist", (long long)booking_id);
-	if (strcmp(PQgetvalue(r, 0, 0), "confirmed"))
-		return api_fail(err, "conflict", "booking %lld is already cancelled", (long long)booking_id);
-	if (strcmp(PQgetvalue(r, 0, 1), "t"))
-		return api_fail(err, "validation", "the run has departed: booking %lld can no longer be cancelled",
-				(long long)booking_id);
-	*run_id = atoll(PQgetvalue(r, 0, 4));
-	*card_id = atoll(PQgetvalue(r, 0, 2));
-	const char *cv[] = { v[0], arena_strdup(a, PQgetvalue(r, 0, 3)), arena_strdup(a, PQgetvalue(r, 0, 2)) };
-	if (!(r = pg_exec(db, a, &stmts[CANCEL], 3, cv, err)))
-		return -1;
-	return copy_doc(r, out, err, "booking", booking_id);
+	const char *v[] = { pg_int(a, booking_id), pg_int(a, rider_id), WRITE_KEY_PARAMS(k) };
+	PGresult *r = pg_exec(db, a, &stmts[CANCEL], 6, v, err);
+	return r ? write_outcome_read(r, a, o, err) : -1;
 }
 
 int rail_booking_get(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, struct buf *out,

@@ -3,19 +3,21 @@
 /*
  * Regional rail: trains, runs, seat maps, bookings paid from a card.
  *
- * A booking runs in the caller's transaction. Specific seats are locked
- * FOR UPDATE in seat id order (two bookings never wait on each other in a
- * cycle), then checked; "any N seats of a class" takes free seats with
- * FOR UPDATE SKIP LOCKED. Seats are always locked before the card, by every
- * booking, so bookings cannot deadlock with one another. The partial unique
- * index on active booking seats is the final guard: a violation (a seat
- * booked by a transaction that committed after this one's snapshot) comes
- * back as RAIL_RETRY and the caller runs the booking again.
+ * A booking is one call to a function in SQL (outcome.h). Specific seats
+ * are locked FOR UPDATE in seat id order (two bookings never wait on each
+ * other in a cycle), then checked; "any N seats of a class" takes free
+ * seats with FOR UPDATE SKIP LOCKED and checks them again once locked (a
+ * booking that committed after the first look released the lock it held).
+ * Seats are always locked before the card, by every booking, so bookings
+ * cannot deadlock with one another. The partial unique index on active
+ * booking seats is the final guard: a violation comes back as RAIL_RETRY
+ * and the caller runs the booking again.
  */
 #include <stdint.h>
 
 #include "../core/buf.h"
 #include "../store/pg.h"
+#include "outcome.h"
 
 #define RAIL_MAX_SEATS 10
 #define RAIL_RETRY 1
@@ -48,11 +50,13 @@ struct rail_booking_req {
 	int64_t rider_id;    /* the card must be this rider's; 0 for staff */
 };
 /* 0, -1 with err, or RAIL_RETRY (err unset; roll back and call again). */
-int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *r, struct buf *out,
-	      struct api_error *err);
-/* Fills *run_id and *card_id of the booking cancelled. */
-int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, int64_t *run_id,
-		int64_t *card_id, struct buf *out, struct api_error *err);
+/* *o: the 201 (ref_id: the run), or the stored answer of k; 404, 409
+ * seat-taken (extra: the seats), 402, 409 card-blocked, 422; RAIL_RETRY. */
+int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *r, const struct write_key *k,
+	      struct write_outcome *o, struct api_error *err);
+/* *o: the 200 (card_id, ref_id: the run). 404, 409 conflict (cancelled), 422 (departed). */
+int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, const struct write_key *k,
+		struct write_outcome *o, struct api_error *err);
 int rail_booking_get(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, struct buf *out,
 		     struct api_error *err);
 /* rider_id 0: every booking (admin). */

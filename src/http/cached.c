@@ -130,6 +130,7 @@ static int redis_fill(struct request *req, struct worker *w, const char *token, 
 struct flight {
 	struct flight *next;
 	char *key;
+	uint64_t gen; /* the leader's near-cache generation when it began */
 	int done, refs, status;
 	char *body;
 	size_t len;
@@ -151,17 +152,30 @@ static void flight_unref(struct flight *f)
 }
 
 /* Joins the flight for key: returns 1 with the leader's answer copied into
- * req, or 0 when the caller is the leader (*out set) or waited in vain. */
-static int flight_join(struct request *req, const char *key, struct flight **out)
+ * req, or 0 when the caller is the leader (*out set), waited in vain, or
+ * may not join (strict, below: *out NULL, the caller reads for itself).
+ *
+ * strict (reads that must show every write answered before they began): a
+ * leader that began before such a write's invalidation was applied here
+ * may have read the old value, so a caller joins only a flight that began
+ * after every invalidation it must see: all of them applied now
+ * (cache_invalidations_settled) and none since the leader began (the
+ * near-cache generation of the key is still the leader's). */
+static int flight_join(struct request *req, const char *key, uint64_t gen, int strict, struct flight **out)
 {
 	*out = NULL;
 	pthread_mutex_lock(&flights_lock);
 	struct flight *f = flights;
 	while (f && strcmp(f->key, key))
 		f = f->next;
+	if (f && strict && (f->gen != gen || !cache_invalidations_settled())) {
+		pthread_mutex_unlock(&flights_lock);
+		return 0;
+	}
 	if (!f) {
 		f = xcalloc(1, sizeof(*f));
 		f->key = xstrdup(key);
+		f->gen = gen;
 		f->refs = 1;
 		f->next = flights;
 		flights = f;
@@ -206,6 +220,9 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 	struct cache_family *f = req->route->cache;
 	int redis_up = 0;
 	struct api_error err;
+	/* Before anything is read: a value read before an invalidation must not
+	 * land in the near-cache after it (nearcache.h). */
+	uint64_t gen = req->near_key ? nearcache_generation(req->near_key) : 0;
 
 	if (req->cache_key) {
 		redisReply *rep = redis_get(req, w);
@@ -214,21 +231,25 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 			reply_json(req, 200, rep->str, rep->len);
 			req->res.x_cache = "HIT";
 			if (req->near_key)
-				nearcache_put(req->near_key, rep->str, rep->len, near_ttl_ms(f));
+				nearcache_put_since(req->near_key, rep->str, rep->len, near_ttl_ms(f), gen);
 			return;
 		}
 	}
 	struct flight *flight = NULL;
 	const char *flight_key = req->near_key ? req->near_key : req->cache_key;
-	if (flight_key && flight_join(req, flight_key, &flight)) {
+	/* Reads that must show the caller's own writes (a card's, on any instance). */
+	int strict = f->from_memory != NULL;
+	if (flight_key && flight_join(req, flight_key, gen, strict, &flight)) {
 		req->res.x_cache = redis_up ? "MISS" : "BYPASS";
 		return;
 	}
 	/* The flight before this one may have landed between our Redis miss and
-	 * our joining: its result is in the near-cache. */
+	 * our joining: its result is in the near-cache (for a strict read, only
+	 * once every invalidation that reached us is applied to it). */
 	const char *val;
 	size_t len;
-	if (flight && req->near_key && nearcache_get(req->near_key, &req->arena, &val, &len) == 0) {
+	if (flight && req->near_key && (!strict || cache_invalidations_settled()) &&
+	    nearcache_get(req->near_key, &req->arena, &val, &len) == 0) {
 		reply_json(req, 200, val, len);
 		req->res.x_cache = "HIT";
 		flight_land(flight, 200, &req->res.body);
@@ -262,7 +283,7 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 		req->res.x_cache = redis_up ? "MISS" : "BYPASS";
 		/* Without Redis (no lease) no invalidation can reach this instance: keep nothing. */
 		if (token && redis_fill(req, w, token, out) && req->near_key)
-			nearcache_put(req->near_key, out->ptr, out->len, near_ttl_ms(f));
+			nearcache_put_since(req->near_key, out->ptr, out->len, near_ttl_ms(f), gen);
 	}
 	/* Landed after the caches are written, so no later miss finds neither. */
 	if (flight)

@@ -394,13 +394,18 @@ static int dispatch(struct request *req)
 	if (req->route->cache) {
 		if (make_cache_key(req))
 			return 0;
+		const struct cache_family *f = req->route->cache;
 		const char *val;
 		size_t len;
-		if (req->near_key && req->route->cache->near && cfg->near_cache_ttl_ms > 0 &&
-		    nearcache_get_or_refresh(req->near_key, &req->arena, &val, &len) == 0) {
-			reply_json(req, 200, val, len);
-			req->res.x_cache = "HIT";
-			return 0;
+		if (req->near_key && f->near && cfg->near_cache_ttl_ms > 0) {
+			int may = f->from_memory ? f->from_memory(req) : 1;
+			if (may < 0)
+				return 0;
+			if (may && nearcache_get_or_refresh(req->near_key, &req->arena, &val, &len) == 0) {
+				reply_json(req, 200, val, len);
+				req->res.x_cache = "HIT";
+				return 0;
+			}
 		}
 	}
 	req->async = (req->route->flags & ROUTE_ASYNC) && *cfg->amqp_url && prefers_async(req->prefer);

@@ -1,6 +1,7 @@
 #include "cache.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,14 +77,35 @@ void cache_count(struct cache_family *f, const char *x_cache)
 	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
 }
 
-/* Drops a Redis key and all its variants from the near-cache. */
+static void (*drop_hook)(const char *key);
+
+void cache_on_drop(void (*fn)(const char *key))
+{
+	drop_hook = fn;
+}
+
+/* Drops a Redis key and all its variants from the near-cache (and from
+ * whatever else the process keeps in memory under that key). */
 static void drop_local(const char *key)
 {
 	nearcache_drop_variants(key);
+	if (drop_hook)
+		drop_hook(key);
+}
+
+static void drop_all_local(void)
+{
+	nearcache_clear();
+	if (drop_hook)
+		drop_hook("*");
 }
 
 /* Marks each key with the WAL position its refill must read at (replicas.h),
  * for longer than any replica may lag and still be read. */
+static const char unlink_publish_lua[] =
+	"redis.call('UNLINK', unpack(KEYS))\n"
+	"return redis.call('PUBLISH', ARGV[1], ARGV[2])\n";
+
 static const char mark_lua[] =
 	"for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1], 'EX', 60) end\n"
 	"return 0\n";
@@ -105,25 +127,33 @@ void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys,
 			mlens[i] = strlen(margv[i]);
 		redis_commandv(r, a, (int)n + 4, margv, mlens);
 	}
-	/* One UNLINK for all keys and their fill leases (see http/cached.c), one
-	 * message naming them all: two round trips. */
-	const char **argv = arena_alloc(a, (2 * n + 1) * sizeof(*argv));
-	size_t *lens = arena_alloc(a, (2 * n + 1) * sizeof(*lens));
+	/* One script deletes the keys and their fill leases (see http/cached.c)
+	 * and publishes their names; then a PING. Redis writes a PUBLISH's
+	 * reply and the message to subscribers in the same pass, in no promised
+	 * order; the PING's reply comes after that pass, so once it is here
+	 * every subscriber's socket holds the message, and an instance that
+	 * checks its socket before answering from memory
+	 * (cache_invalidations_settled) cannot miss it. */
+	const char **argv = arena_alloc(a, (2 * n + 5) * sizeof(*argv));
+	size_t *lens = arena_alloc(a, (2 * n + 5) * sizeof(*lens));
 	struct buf msg = BUF_INIT;
-	argv[0] = "UNLINK";
-	lens[0] = 6;
+	argv[0] = "EVAL";
+	argv[1] = unlink_publish_lua;
+	argv[2] = arena_printf(a, "%zu", 2 * n);
 	for (size_t i = 0; i < n; i++) {
-		argv[i + 1] = arena_printf(a, "%s%s", cache_prefix(), keys[i]);
-		lens[i + 1] = strlen(argv[i + 1]);
-		argv[n + i + 1] = arena_printf(a, "%slease:%s", cache_prefix(), keys[i]);
-		lens[n + i + 1] = strlen(argv[n + i + 1]);
-		drop_local(argv[i + 1]);
+		argv[3 + i] = arena_printf(a, "%s%s", cache_prefix(), keys[i]);
+		argv[3 + n + i] = arena_printf(a, "%slease:%s", cache_prefix(), keys[i]);
+		drop_local(argv[3 + i]);
 		if (i)
 			buf_addch(&msg, '\n');
-		buf_add(&msg, argv[i + 1], lens[i + 1]);
+		buf_adds(&msg, argv[3 + i]);
 	}
-	redis_commandv(r, a, (int)(2 * n) + 1, argv, lens);
-	redis_command(r, a, "PUBLISH %s %b", channel, msg.ptr, msg.len);
+	argv[3 + 2 * n] = channel;
+	argv[4 + 2 * n] = msg.ptr;
+	for (size_t i = 0; i < 2 * n + 5; i++)
+		lens[i] = strlen(argv[i]);
+	if (redis_commandv(r, a, (int)(2 * n) + 5, argv, lens))
+		redis_command(r, a, "PING");
 	buf_release(&msg);
 }
 
@@ -152,7 +182,7 @@ void cache_clear_all(struct redis *r, struct arena *a)
 			redis_command(r, a, "UNLINK %s", k);
 		}
 	} while (strcmp(cursor, "0"));
-	nearcache_clear();
+	drop_all_local();
 	redis_command(r, a, "PUBLISH %s *", channel);
 }
 
@@ -162,7 +192,7 @@ static const struct cache_listener *listener;
 static void apply_invalidation(const char *msg)
 {
 	if (!strcmp(msg, "*")) {
-		nearcache_clear();
+		drop_all_local();
 		if (listener && listener->invalidated)
 			listener->invalidated("*");
 		return;
@@ -185,9 +215,84 @@ static pthread_t subscriber;
 static volatile int subscriber_stop;
 static int subscriber_running;
 
+/* What an I/O thread needs to know whether every invalidation that reached
+ * this process has been applied (cache_invalidations_settled). */
+static struct {
+	int fd;         /* the subscription's socket, -1 without one */
+	int busy;       /* set before each read, cleared once all that was read is applied */
+	int current;    /* subscribed, and everything dropped since the last gap */
+	unsigned epoch; /* bumped when a subscription ends */
+} sub = { -1, 1, 0, 0 };
+
+int cache_invalidations_settled(void)
+{
+	unsigned epoch = __atomic_load_n(&sub.epoch, __ATOMIC_SEQ_CST);
+	int fd = __atomic_load_n(&sub.fd, __ATOMIC_SEQ_CST);
+	if (fd < 0 || !__atomic_load_n(&sub.current, __ATOMIC_SEQ_CST))
+		return 0;
+	/* The socket first, then the flag: a message read after this poll was
+	 * still in the socket when we looked, one read before it set busy
+	 * before the read and clears it only once applied. */
+	struct pollfd p = { fd, POLLIN, 0 };
+	if (poll(&p, 1, 0) != 0)
+		return 0;
+	return !__atomic_load_n(&sub.busy, __ATOMIC_SEQ_CST) && __atomic_load_n(&sub.epoch, __ATOMIC_SEQ_CST) == epoch &&
+	       __atomic_load_n(&sub.current, __ATOMIC_SEQ_CST);
+}
+
+static void handle(redisReply *rep)
+{
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[2]->type == REDIS_REPLY_STRING) {
+		const char *msg = rep->element[2]->str;
+		if (msg[0] == '!') {
+			if (listener)
+				listener->message(msg);
+		} else {
+			apply_invalidation(msg);
+		}
+	}
+}
+
+/* Reads and applies messages until the connection fails or we stop. The
+ * socket is polled here rather than read blocking, so that busy is set
+ * before bytes leave the socket and cleared only when no complete or
+ * partial message is left in hiredis's buffer. */
+static void listen_on(redisContext *c)
+{
+	__atomic_store_n(&sub.fd, c->fd, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&sub.current, 1, __ATOMIC_SEQ_CST);
+	for (;;) {
+		void *rep = NULL;
+		int rc;
+		while ((rc = redisGetReplyFromReader(c, &rep)) == REDIS_OK && rep) {
+			handle(rep);
+			freeReplyObject(rep);
+			rep = NULL;
+		}
+		if (rc != REDIS_OK)
+			break;
+		if (c->reader->pos >= c->reader->len)
+			__atomic_store_n(&sub.busy, 0, __ATOMIC_SEQ_CST);
+		struct pollfd p = { c->fd, POLLIN, 0 };
+		int n = poll(&p, 1, 250);
+		if (subscriber_stop)
+			break;
+		if (n == 0 || (n < 0 && errno == EINTR))
+			continue;
+		__atomic_store_n(&sub.busy, 1, __ATOMIC_SEQ_CST);
+		if (n < 0 || redisBufferRead(c) != REDIS_OK)
+			break;
+	}
+	__atomic_store_n(&sub.current, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&sub.busy, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&sub.epoch, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&sub.fd, -1, __ATOMIC_SEQ_CST);
+}
+
 /* Listens for invalidations from every instance. After any gap in the
- * subscription (Redis down) the near-cache is cleared, since messages may
- * have been missed; messages starting with '!' go to the listener. */
+ * subscription (Redis down) everything kept in memory is dropped, since
+ * messages may have been missed; messages starting with '!' go to the
+ * listener. */
 static void *subscriber_main(void *arg)
 {
 	(void)arg;
@@ -202,7 +307,7 @@ static void *subscriber_main(void *arg)
 			continue;
 		}
 		freeReplyObject(rep);
-		nearcache_clear();
+		drop_all_local();
 		/* Subscribed first, loaded second: nothing published in between is lost. */
 		redisContext *loader = listener ? redis_connect_raw(cfg, 1000) : NULL;
 		int loaded = listener && loader && listener->connected(loader) == 0;
@@ -214,31 +319,7 @@ static void *subscriber_main(void *arg)
 		}
 		if (listener)
 			listener->current(1);
-		while (!subscriber_stop && rep) {
-			rep = NULL;
-			if (redisGetReply(c, (void **)&rep) != REDIS_OK) {
-				/* A read timeout only means no message for a second. */
-				if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-				    !subscriber_stop) {
-					c->err = 0;
-					c->errstr[0] = '\0';
-					rep = (redisReply *)1;
-					continue;
-				}
-				break;
-			}
-			if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
-			    rep->element[2]->type == REDIS_REPLY_STRING) {
-				const char *msg = rep->element[2]->str;
-				if (msg[0] == '!') {
-					if (listener)
-						listener->message(msg);
-				} else {
-					apply_invalidation(msg);
-				}
-			}
-			freeReplyObject(rep);
-		}
+		listen_on(c);
 		if (listener)
 			listener->current(0);
 		redisFree(c);

@@ -38,6 +38,12 @@ struct cache_family {
 	 * (it runs on the I/O thread). 0, or -1 with err (a 422 naming the
 	 * parameter, answered without a worker). NULL: values used as sent. */
 	int (*normalize)(struct request *req, const char **values, struct api_error *err);
+	/* For reads not everyone may make (a rider's own card): decides on the
+	 * I/O thread, before the near-cache is looked at, whether this caller's
+	 * read may be answered from memory. 1: yes; 0: no, a worker decides (it
+	 * checks access itself); -1: refused, req answered. CPU only. NULL:
+	 * anyone may read what the near-cache holds. */
+	int (*from_memory)(struct request *req);
 	unsigned long hits, misses, bypasses; /* atomics */
 	unsigned long fills;                  /* reads that went to PostgreSQL */
 };
@@ -74,6 +80,22 @@ struct cache_listener {
 	void (*message)(const char *msg);
 	void (*invalidated)(const char *key); /* each key another instance (or this one) invalidated; "*" for all */
 };
+
+/* Called for every key dropped from this process's memory (by a local
+ * write or a message of another instance), and with "*" when everything
+ * is; set once at start-up, before the subscriber starts. */
+void cache_on_drop(void (*fn)(const char *key));
+
+/*
+ * Whether every invalidation published before now has been applied here:
+ * the subscription is live and nothing is waiting in its socket or being
+ * applied. A writer answers only after its invalidation has reached every
+ * subscriber's socket (cache_invalidate), so a read that checks this first
+ * and then answers from memory sees the writes that were answered before
+ * it began, on any instance of this host. One poll(2), no blocking; safe on
+ * any thread.
+ */
+int cache_invalidations_settled(void);
 
 /* Starts / stops the invalidation subscriber thread; listener may be NULL. */
 int cache_subscriber_start(const struct config *cfg, const struct cache_listener *listener);

@@ -28,6 +28,7 @@ struct shard {
 	struct entry *buckets[BUCKETS];
 	struct entry *oldest, *newest;
 	size_t count;
+	uint64_t drops; /* generation: drops (invalidations) that reached this shard */
 };
 
 static struct shard shards[SHARDS];
@@ -141,7 +142,7 @@ int nearcache_get_or_refresh(const char *key, struct arena *a, const char **val,
 	return get(key, a, val, len, 1);
 }
 
-void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms)
+static void put(const char *key, const char *val, size_t len, uint64_t ttl_ms, int check, uint64_t since)
 {
 	if (!ready || !ttl_ms)
 		return;
@@ -157,6 +158,13 @@ void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms
 	fresh->ttl_ms = ttl_ms;
 	fresh->refresh_ms = 0;
 	pthread_mutex_lock(&s->lock);
+	if (check && s->drops != since) {
+		/* An invalidation came after the value was read: it may be older. */
+		pthread_mutex_unlock(&s->lock);
+		free(fresh->val);
+		free(fresh);
+		return;
+	}
 	struct entry *old = find(s, key, h);
 	if (old)
 		remove_entry(s, old);
@@ -176,6 +184,27 @@ void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms
 	pthread_mutex_unlock(&s->lock);
 }
 
+void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms)
+{
+	put(key, val, len, ttl_ms, 0, 0);
+}
+
+uint64_t nearcache_generation(const char *key)
+{
+	if (!ready)
+		return 0;
+	struct shard *s = shard_of(key);
+	pthread_mutex_lock(&s->lock);
+	uint64_t g = s->drops;
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+void nearcache_put_since(const char *key, const char *val, size_t len, uint64_t ttl_ms, uint64_t generation)
+{
+	put(key, val, len, ttl_ms, 1, generation);
+}
+
 void nearcache_drop(const char *key)
 {
 	if (!ready)
@@ -183,6 +212,7 @@ void nearcache_drop(const char *key)
 	uint64_t h = hash_key(key);
 	struct shard *s = shard_of(key);
 	pthread_mutex_lock(&s->lock);
+	s->drops++;
 	struct entry *e = find(s, key, h);
 	if (e)
 		remove_entry(s, e);
@@ -196,6 +226,7 @@ void nearcache_drop_variants(const char *key)
 	size_t n = strlen(key);
 	struct shard *s = shard_of(key);
 	pthread_mutex_lock(&s->lock);
+	s->drops++;
 	struct entry *e = s->oldest;
 	while (e) {
 		struct entry *next = e->newer;
@@ -214,6 +245,7 @@ void nearcache_drop_prefix(const char *prefix)
 	for (int i = 0; i < SHARDS; i++) {
 		struct shard *s = &shards[i];
 		pthread_mutex_lock(&s->lock);
+		s->drops++;
 		struct entry *e = s->oldest;
 		while (e) {
 			struct entry *next = e->newer;

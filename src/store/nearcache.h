@@ -28,6 +28,17 @@ int nearcache_get(const char *key, struct arena *a, const char **val, size_t *le
 #define NEARCACHE_REFRESH_WAIT_MS 250
 int nearcache_get_or_refresh(const char *key, struct arena *a, const char **val, size_t *len);
 void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms);
+/*
+ * Reads that fill the near-cache race with invalidations: a value read from
+ * Redis or PostgreSQL just before a write commits can reach nearcache_put
+ * just after that write's invalidation dropped the key, and would then be
+ * served until it expires. So a reader takes the key's generation before it
+ * reads, and nearcache_put_since stores the value only if no drop has
+ * reached the key's shard since (a drop of another key of the shard also
+ * refuses it: the cost is a refill, never a stale value).
+ */
+uint64_t nearcache_generation(const char *key);
+void nearcache_put_since(const char *key, const char *val, size_t len, uint64_t ttl_ms, uint64_t generation);
 void nearcache_drop(const char *key);
 /* Drops key and every variant "key#..." of it (one shard). */
 void nearcache_drop_variants(const char *key);

@@ -468,6 +468,42 @@ static void test_plain_get_ignores_stale(void **state)
 	assert_false(has("k", NULL));
 }
 
+/* A value read before an invalidation must not be stored after it: a put
+ * that carries the generation taken before the read is refused once a drop
+ * reached the key's shard, kept otherwise. */
+static void test_put_since_generation(void **state)
+{
+	(void)state;
+	uint64_t g = nearcache_generation("card:1:balance");
+	nearcache_put_since("card:1:balance", "old", 3, 60000, g);
+	assert_true(has("card:1:balance", "old"));
+
+	g = nearcache_generation("card:1:balance");
+	nearcache_drop_variants("card:1:balance"); /* the write's invalidation */
+	nearcache_put_since("card:1:balance", "stale", 5, 60000, g);
+	assert_false(has("card:1:balance", NULL));
+
+	/* Read after the drop: kept. */
+	g = nearcache_generation("card:1:balance");
+	nearcache_put_since("card:1:balance", "fresh", 5, 60000, g);
+	assert_true(has("card:1:balance", "fresh"));
+
+	/* A variant shares its base key's shard and generation. */
+	g = nearcache_generation("card:1:history#20:");
+	nearcache_drop_variants("card:1:history");
+	nearcache_put_since("card:1:history#20:", "h", 1, 60000, g);
+	assert_false(has("card:1:history#20:", NULL));
+
+	/* Clearing moves every shard on. */
+	g = nearcache_generation("other");
+	nearcache_clear();
+	nearcache_put_since("other", "v", 1, 60000, g);
+	assert_false(has("other", NULL));
+	/* A plain put is not checked. */
+	nearcache_put("other", "v", 1, 60000);
+	assert_true(has("other", "v"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_big, teardown)
 
 int main(void)
@@ -489,6 +525,7 @@ int main(void)
 		T(test_concurrent),
 		T(test_stale_while_revalidate),
 		T(test_plain_get_ignores_stale),
+		T(test_put_since_generation),
 	};
 	return cmocka_run_group_tests_name("nearcache", tests, NULL, NULL);
 }

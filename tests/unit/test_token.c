@@ -1,5 +1,5 @@
-/* Unit tests for src/auth/token.c: which JWT secrets are refused, and the
- * header check in front of libjwt. */
+/* Unit tests for src/auth/token.c: which JWT secrets are refused, the
+ * header check in front of libjwt, and the memo of verified tokens. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,7 +8,10 @@
 
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 
@@ -85,6 +88,81 @@ static void test_header_check(void **state)
 	assert_false(token_header_is_hs256("!!!!.e30.x"));
 }
 
+/* Verified tokens are remembered by a digest of their bytes: a second
+ * verification agrees with the first, any other bytes are verified afresh
+ * (a forged signature stays forged), and a remembered token is still
+ * checked for expiry and against the revocation list. */
+static void test_verified_tokens_remembered(void **state)
+{
+	(void)state;
+	static struct config c;
+	memset(&c, 0, sizeof(c));
+	c.jwt_secret = "test-secret-Qm9Yx3Lk8Zp2Wv7Rt5Nc1Hs6Jd4Fg0BaE";
+	c.access_token_ttl_s = 600;
+	char err[256];
+	assert_int_equal(auth_configure(&c, err, sizeof(err)), 0);
+	revocation_clear();
+	revocation_set_current(1);
+	char fam[48], jti[48];
+	int64_t exp;
+	token_random(fam);
+	char *tok = token_issue(77, ROLE_RIDER, fam, jti, &exp);
+	assert_non_null(tok);
+	for (int i = 0; i < 3; i++) {
+		struct principal p;
+		memset(&p, 0, sizeof(p));
+		assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+		assert_int_equal(p.user_id, 77);
+		assert_int_equal(p.role, ROLE_RIDER);
+		assert_string_equal(p.jti, jti);
+		assert_int_equal(p.exp, exp);
+	}
+	/* One byte of the signature changed: refused, though the token is remembered. */
+	char *forged = strdup(tok);
+	size_t n = strlen(forged);
+	forged[n - 2] = forged[n - 2] == 'A' ? 'B' : 'A';
+	struct principal p;
+	assert_int_equal(token_verify(forged, &p), TOKEN_INVALID);
+	assert_int_equal(token_verify(forged, &p), TOKEN_INVALID);
+	/* Revoked after it was remembered: refused from then on. */
+	char entry[64];
+	snprintf(entry, sizeof(entry), "j:%s", jti);
+	revocation_add(entry, exp + 60);
+	assert_int_equal(token_verify(tok, &p), TOKEN_REVOKED);
+	/* Not current (Redis unreachable): unverifiable, remembered or not. */
+	revocation_clear();
+	revocation_set_current(0);
+	assert_int_equal(token_verify(tok, &p), TOKEN_UNVERIFIABLE);
+	revocation_set_current(1);
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	free(forged);
+	free(tok);
+}
+
+/* A remembered token expires at its exp like any other. */
+static void test_remembered_token_expires(void **state)
+{
+	(void)state;
+	static struct config c;
+	memset(&c, 0, sizeof(c));
+	c.jwt_secret = "test-secret-Qm9Yx3Lk8Zp2Wv7Rt5Nc1Hs6Jd4Fg0BaE";
+	c.access_token_ttl_s = 1;
+	char err[256];
+	assert_int_equal(auth_configure(&c, err, sizeof(err)), 0);
+	revocation_clear();
+	revocation_set_current(1);
+	char fam[48], jti[48];
+	int64_t exp;
+	token_random(fam);
+	char *tok = token_issue(78, ROLE_OPERATOR, fam, jti, &exp);
+	struct principal p;
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	while (time(NULL) < exp)
+		usleep(50 * 1000);
+	assert_int_equal(token_verify(tok, &p), TOKEN_EXPIRED);
+	free(tok);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -94,6 +172,8 @@ int main(void)
 		cmocka_unit_test(test_random_secrets_accepted),
 		cmocka_unit_test(test_configure_refuses_weak_secret),
 		cmocka_unit_test(test_header_check),
+		cmocka_unit_test(test_verified_tokens_remembered),
+		cmocka_unit_test(test_remembered_token_expires),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
