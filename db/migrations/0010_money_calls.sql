@@ -521,3 +521,22 @@ BEGIN
     PERFORM idem_save(i_scope, i_key, i_hash, o);
     RETURN o;
 END $$;
+
+-- Bookings of one card, several at once: each as api_rail_book, in order,
+-- in one transaction (one commit for the batch). transitd sends the
+-- bookings that waited for a busy card together (src/http/lanes.h), so a
+-- card paying for many bookings is not limited to one commit at a time.
+-- p: a JSON array of {run, card, seats?, count?, class?, rider, lock?,
+-- scope?, key?, hash?}; one outcome per element, in the same order.
+CREATE FUNCTION api_rail_book_batch(p jsonb)
+RETURNS SETOF api_outcome LANGUAGE plpgsql AS $$
+DECLARE
+    b jsonb;
+BEGIN
+    FOR b IN SELECT value FROM jsonb_array_elements(p) WITH ORDINALITY ORDER BY ordinality LOOP
+        RETURN NEXT api_rail_book((b->>'run')::bigint, (b->>'card')::bigint,
+                                  (SELECT array_agg(x::bigint) FROM jsonb_array_elements_text(b->'seats') x),
+                                  (b->>'count')::integer, b->>'class', (b->>'rider')::bigint,
+                                  (b->>'lock')::bigint, b->>'scope', b->>'key', b->>'hash');
+    END LOOP;
+END $$;

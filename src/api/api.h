@@ -125,6 +125,7 @@ void rail_runs_get(struct request *req, struct worker *w);
 void rail_seats_get(struct request *req, struct worker *w);
 void rail_runs_create(struct request *req, struct worker *w);
 void rail_bookings_create(struct request *req, struct worker *w);
+void rail_bookings_batch(struct request **reqs, int n, struct worker *w);
 void rail_bookings_list(struct request *req, struct worker *w);
 void rail_booking_get_one(struct request *req, struct worker *w);
 void rail_booking_cancel(struct request *req, struct worker *w);

@@ -4,6 +4,7 @@
 
 #include "../core/metrics.h"
 #include "../http/evloop.h"
+#include "../http/lanes.h"
 #include "../http/server.h"
 #include "../http/worker.h"
 #include "../store/cache.h"
@@ -160,6 +161,13 @@ void metrics_get(struct request *req, struct worker *w)
 	      workers_busy());
 	gauge(b, "transitd_workers", "Worker threads, and so primary database connections.", workers_count());
 	gauge(b, "transitd_inflight_requests", "Requests accepted and not yet answered.", server_inflight());
+	gauge(b, "transitd_lane_parked", "Card writes waiting behind a write of the same card (no worker held).",
+	      (double)lanes_parked());
+	buf_addf(b, "# HELP transitd_lane_batches_total Batches of one card's waiting writes run together.\n"
+		    "# TYPE transitd_lane_batches_total counter\ntransitd_lane_batches_total %lu\n"
+		    "# HELP transitd_lane_batched_total Card writes that ran in such a batch.\n"
+		    "# TYPE transitd_lane_batched_total counter\ntransitd_lane_batched_total %lu\n",
+		 lanes_batches(), lanes_batched());
 	gauge(b, "transitd_http_connections", "Open client connections.", evloop_connections());
 	async_metrics(b);
 	if (replicas_count()) {

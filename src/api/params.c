@@ -30,3 +30,9 @@ int query_page_canonical(struct request *req, const char **limit, const char **c
 	*cursor = c ? arena_printf(&req->arena, "%lld", (long long)c) : NULL;
 	return 0;
 }
+
+int64_t request_card_lane(struct request *req)
+{
+	json_t *v = req->json ? json_object_get(req->json, "card_id") : NULL;
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : 0;
+}

@@ -16,4 +16,8 @@ int64_t request_rider_id(const struct request *req);
  * the canonical ones ("20" and no cursor when absent or empty). 0 or -1 as query_page. */
 int query_page_canonical(struct request *req, const char **limit, const char **cursor, struct api_error *err);
 
+/* The lane of a card write (http/lanes.h): its body's card_id, 0 when it
+ * has none (the handler will refuse it). CPU only. */
+int64_t request_card_lane(struct request *req);
+
 #endif

@@ -7,6 +7,7 @@
 #include "../core/text.h"
 #include "../domain/rail.h"
 #include "../http/cached.h"
+#include "../http/lanes.h"
 #include "../store/cache.h"
 #include "api.h"
 #include "idempotency.h"
@@ -225,6 +226,68 @@ void rail_bookings_create(struct request *req, struct worker *w)
 	return;
 fail:
 	reply_problem(req, &e);
+}
+
+/* Bookings that waited in one card's lane: one database call for all
+ * (rail_book_batch), each answered as rail_bookings_create would. */
+void rail_bookings_batch(struct request **reqs, int n, struct worker *w)
+{
+	struct rail_booking_req qs[LANE_BATCH_MAX];
+	struct write_key ks[LANE_BATCH_MAX];
+	struct write_outcome os[LANE_BATCH_MAX];
+	struct api_error errs[LANE_BATCH_MAX], e;
+	struct request *go[LANE_BATCH_MAX];
+	int oks[LANE_BATCH_MAX], m = 0;
+	for (int i = 0; i < n && m < LANE_BATCH_MAX; i++) {
+		if (parse_booking(reqs[i], &qs[m], &e)) {
+			reply_problem(reqs[i], &e);
+			continue;
+		}
+		if (idem_key_or_reply(reqs[i], &ks[m]))
+			continue;
+		go[m++] = reqs[i];
+	}
+	if (m < 2) {
+		for (int i = 0; i < m; i++) /* alone: as any booking */
+			rail_bookings_create(go[i], w);
+		return;
+	}
+	struct arena a;
+	arena_init(&a);
+	if (rail_book_batch(&w->primary, &a, qs, ks, m, os, errs, oks, &e)) {
+		for (int i = 0; i < m; i++) {
+			if (e.status == 503) /* the database: every one would fail alike */
+				reply_problem(go[i], &e);
+			else /* the batch as a whole (a deadlock, a seat race): each on its own */
+				rail_bookings_create(go[i], w);
+		}
+		arena_release(&a);
+		return;
+	}
+	/* Invalidated once for the batch: the card's reads, each run's seats. */
+	const char *keys[LANE_BATCH_MAX + 1 + CARD_CACHE_KEYS_MAX];
+	size_t nkeys = 0;
+	for (int i = 0; i < m; i++) {
+		if (!oks[i]) {
+			reply_problem(go[i], &errs[i]);
+			continue;
+		}
+		reply_outcome(go[i], &os[i]);
+		if (os[i].replayed)
+			continue;
+		const char *seats = arena_printf(&a, "rail:run:%lld:seats", (long long)qs[i].run_id);
+		size_t k = 0;
+		while (k < nkeys && strcmp(keys[k], seats))
+			k++;
+		if (k == nkeys)
+			keys[nkeys++] = seats;
+	}
+	if (nkeys) {
+		keys[nkeys++] = "rail:runs";
+		nkeys += card_cache_keys(&a, qs[0].card_id, CARD_MONEY, keys + nkeys);
+		worker_invalidate(w, &a, keys, nkeys);
+	}
+	arena_release(&a);
 }
 
 void rail_bookings_list(struct request *req, struct worker *w)

@@ -5,6 +5,7 @@
  */
 #include "api.h"
 #include "live.h"
+#include "params.h"
 #include "../core/banned.h"
 
 #define V1 "/api/v1"
@@ -15,6 +16,11 @@
 /* a POST that may run asynchronously; check: what it verifies before publishing */
 #define ASYNC(m, p, h, chk, f, r, s) { .method = (m), .pattern = (p), .handler = (h), .flags = (f) | ROUTE_ASYNC, \
 				       .roles = (r), .summary = (s), .check = (chk) }
+/* an async card write: writes of one card wait in its lane (http/lanes.h); batch: NULL or how a lane's
+ * waiting requests run as one */
+#define CARD_WRITE(m, p, h, chk, f, r, s, batch) { .method = (m), .pattern = (p), .handler = (h), \
+	.flags = (f) | ROUTE_ASYNC, .roles = (r), .summary = (s), .check = (chk), .lane = request_card_lane, \
+	.lane_batch = (batch) }
 
 const struct route api_routes[] = {
 	/* health, metrics, docs */
@@ -72,8 +78,8 @@ const struct route api_routes[] = {
 
 	/* cards */
 	ROUTE(METHOD_POST, V1 "/cards", cards_create, ROUTE_JSON_BODY, ROLE_ANY, NULL, "issue a card"),
-	ASYNC(METHOD_POST, V1 "/cards/recharge", cards_recharge, cards_recharge_check, ROUTE_JSON_BODY, ROLE_STAFF,
-	      "recharge a card at a point of sale"),
+	CARD_WRITE(METHOD_POST, V1 "/cards/recharge", cards_recharge, cards_recharge_check, ROUTE_JSON_BODY, ROLE_STAFF,
+		   "recharge a card at a point of sale", NULL),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}", card_get_one, 0, ROLE_ANY, &family_card, "one card"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}/balance", card_balance_get, 0, ROLE_ANY, &family_card_balance, "balance"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}/history", card_history_get, 0, ROLE_ANY, &family_card_history, "recharges, newest first"),
@@ -93,8 +99,8 @@ const struct route api_routes[] = {
 	ROUTE(METHOD_GET, "/checkout/{payment_id}", static_get, ROUTE_INLINE, 0, NULL, "sandbox checkout page"),
 
 	/* trips and fares */
-	ASYNC(METHOD_POST, V1 "/trips/start", trips_start, trips_start_check, ROUTE_JSON_BODY, ROLE_ANY,
-	      "tap in: board and pay"),
+	CARD_WRITE(METHOD_POST, V1 "/trips/start", trips_start, trips_start_check, ROUTE_JSON_BODY, ROLE_ANY,
+		   "tap in: board and pay", NULL),
 	ASYNC(METHOD_POST, V1 "/trips/end", trips_end, trips_end_check, ROUTE_JSON_BODY, ROLE_ANY, "tap out"),
 	ROUTE(METHOD_GET, V1 "/trips/{trip_id}", trip_get_one, 0, ROLE_ANY, &family_trip, "one trip"),
 	ROUTE(METHOD_GET, V1 "/trips/card/{card_id}", trips_of_card, 0, ROLE_ANY, NULL, "a card's trips, newest first"),
@@ -126,8 +132,8 @@ const struct route api_routes[] = {
 	ROUTE(METHOD_GET, V1 "/rail/runs", rail_runs_get, 0, 0, &family_rail_runs, "runs of a day, with free seats"),
 	ROUTE(METHOD_POST, V1 "/rail/runs", rail_runs_create, ROUTE_JSON_BODY, ROLE_ADMIN, NULL, "schedule a run"),
 	ROUTE(METHOD_GET, V1 "/rail/runs/{run_id}/seats", rail_seats_get, 0, 0, &family_rail_seats, "seat map of a run"),
-	ASYNC(METHOD_POST, V1 "/rail/bookings", rail_bookings_create, rail_bookings_check, ROUTE_JSON_BODY,
-	      ROLE_RIDER | ROLE_ADMIN, "book seats, paid from a card"),
+	CARD_WRITE(METHOD_POST, V1 "/rail/bookings", rail_bookings_create, rail_bookings_check, ROUTE_JSON_BODY,
+		   ROLE_RIDER | ROLE_ADMIN, "book seats, paid from a card", rail_bookings_batch),
 	ROUTE(METHOD_GET, V1 "/rail/bookings", rail_bookings_list, 0, ROLE_RIDER | ROLE_ADMIN, NULL, "bookings, newest first"),
 	ROUTE(METHOD_GET, V1 "/rail/bookings/{booking_id}", rail_booking_get_one, 0, ROLE_RIDER | ROLE_ADMIN, NULL,
 	  "one booking"),

@@ -27,13 +27,15 @@ static const struct sql_stmt stmts[] = {
 		"  ORDER BY coalesce(s.revenue, 0) DESC, l.locality_id), '[]'), 'currency', 'COP')::text"
 		" FROM localities l LEFT JOIN (SELECT locality_id, sum(total_revenue) AS revenue FROM trip_stats"
 		"  GROUP BY locality_id) s USING (locality_id)" },
+	/* Completed trips per alighting station, from the counters the trip
+	 * writes keep (station_destinations, 16 shards per pair). */
 	[TOP_DESTINATIONS] = { "analytics_top_destinations",
 		"SELECT json_build_object('station_id', st.station_id, 'destinations', coalesce((SELECT json_agg("
 		"  json_build_object('station_id', d.station_id, 'name', d.name, 'trip_count', d.n)"
 		"  ORDER BY d.n DESC, d.station_id) FROM (SELECT s.station_id, s.name, t.n FROM ("
-		"    SELECT disembarking_station_id, count(*) AS n FROM trips"
-		"    WHERE boarding_station_id = st.station_id AND disembarking_station_id IS NOT NULL"
-		"    GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10) t"
+		"    SELECT disembarking_station_id, sum(trips)::bigint AS n FROM station_destinations"
+		"    WHERE boarding_station_id = st.station_id"
+		"    GROUP BY 1 HAVING sum(trips) > 0 ORDER BY 2 DESC, 1 LIMIT 10) t"
 		"    JOIN stations s ON s.station_id = t.disembarking_station_id) d), '[]'))::text"
 		" FROM stations st WHERE st.station_id = $1" },
 };

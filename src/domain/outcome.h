@@ -39,6 +39,8 @@ struct write_outcome {
 /* Reads the one row of a money call: 0 with *o filled (a 2xx, perhaps
  * replayed), or -1 with err (the problem the call answered; no effect). */
 int write_outcome_read(PGresult *r, struct arena *a, struct write_outcome *o, struct api_error *err);
+/* The same for row `row` of a batch call's result (one row per request). */
+int write_outcome_read_row(PGresult *r, int row, struct arena *a, struct write_outcome *o, struct api_error *err);
 
 /* The key's four parameters, in the order the calls take them. */
 #define WRITE_KEY_PARAMS(k) (k)->lock, (k)->scope, (k)->key, (k)->hash

@@ -7,7 +7,7 @@
 
 enum {
 	TRAINS, RUNS, SEAT_MAP, RUN_CHECK, RUN_INSERT, RUN_SEATS, RUN_DOC,
-	BOOK, CANCEL, BOOKING_GET, BOOKINGS_PAGE, STATION_BY_NAME,
+	BOOK, BOOK_BATCH, CANCEL, BOOKING_GET, BOOKINGS_PAGE, STATION_BY_NAME,
 };
 
 #define RUN_JSON \
@@ -55,6 +55,7 @@ static const struct sql_stmt stmts[] = {
 	 * booking and its seats, the stored answer. */
 	[BOOK] = { "rail_book",
 		"SELECT " WRITE_OUTCOME_COLUMNS " FROM api_rail_book($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)" },
+	[BOOK_BATCH] = { "rail_book_batch", "SELECT " WRITE_OUTCOME_COLUMNS " FROM api_rail_book_batch($1::jsonb)" },
 	[CANCEL] = { "rail_cancel", "SELECT " WRITE_OUTCOME_COLUMNS " FROM api_rail_cancel($1, $2, $3, $4, $5, $6)" },
 	[BOOKING_GET] = { "rail_booking_get",
 		"SELECT rail_booking_json(b)::text FROM rail_bookings b"
@@ -178,6 +179,54 @@ int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *q, 
 	if (!r)
 		return !strcmp(db->sqlstate, "23505") ? RAIL_RETRY : -1;
 	return write_outcome_read(r, a, o, err);
+}
+
+static void json_key(struct buf *b, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	buf_addf(b, ",\"%s\":", name);
+	buf_add_json_str(b, value);
+}
+
+int rail_book_batch(struct pg *db, struct arena *a, const struct rail_booking_req *qs, const struct write_key *ks,
+		    int n, struct write_outcome *os, struct api_error *errs, int *oks, struct api_error *err)
+{
+	struct buf doc = BUF_INIT;
+	buf_addch(&doc, '[');
+	for (int i = 0; i < n; i++) {
+		const struct rail_booking_req *q = &qs[i];
+		buf_addf(&doc, "%s{\"run\":%lld,\"card\":%lld,\"rider\":%lld", i ? "," : "", (long long)q->run_id,
+			 (long long)q->card_id, (long long)q->rider_id);
+		if (q->nseats) {
+			buf_adds(&doc, ",\"seats\":[");
+			for (int j = 0; j < q->nseats; j++) {
+				if (j)
+					buf_addch(&doc, ',');
+				buf_add_i64(&doc, q->seat_ids[j]);
+			}
+			buf_addch(&doc, ']');
+		} else {
+			buf_addf(&doc, ",\"count\":%lld", (long long)q->seat_count);
+			json_key(&doc, "class", q->class);
+		}
+		json_key(&doc, "lock", ks[i].lock);
+		json_key(&doc, "scope", ks[i].scope);
+		json_key(&doc, "key", ks[i].key);
+		json_key(&doc, "hash", ks[i].hash);
+		buf_addch(&doc, '}');
+	}
+	buf_addch(&doc, ']');
+	const char *v[] = { arena_strndup(a, doc.ptr, doc.len) };
+	buf_release(&doc);
+	PGresult *r = pg_exec(db, a, &stmts[BOOK_BATCH], 1, v, err);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != n)
+		return api_fail(err, "internal", "a batch of %d bookings answered %d outcomes", n, PQntuples(r));
+	for (int i = 0; i < n; i++)
+		oks[i] = write_outcome_read_row(r, i, a, &os[i], &errs[i]) == 0;
+	return 0;
 }
 
 int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, const struct write_key *k,

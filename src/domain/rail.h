@@ -54,6 +54,12 @@ struct rail_booking_req {
  * seat-taken (extra: the seats), 402, 409 card-blocked, 422; RAIL_RETRY. */
 int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *r, const struct write_key *k,
 	      struct write_outcome *o, struct api_error *err);
+/* n bookings (of one card, as a lane batch) in one call and one transaction:
+ * for each, oks[i] and os[i], or errs[i] (extra in a). -1 with err when
+ * the call as a whole failed (nothing was written): 503, or an SQL error
+ * (a deadlock, a unique violation), after which each may run alone. */
+int rail_book_batch(struct pg *db, struct arena *a, const struct rail_booking_req *qs, const struct write_key *ks,
+		    int n, struct write_outcome *os, struct api_error *errs, int *oks, struct api_error *err);
 /* *o: the 200 (card_id, ref_id: the run). 404, 409 conflict (cancelled), 422 (departed). */
 int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, const struct write_key *k,
 		struct write_outcome *o, struct api_error *err);

@@ -27,11 +27,14 @@ static const struct sql_stmt stmts[] = {
 		"SELECT json_build_object('users', coalesce((SELECT json_agg(user_json(s) ORDER BY s.user_id)"
 		"  FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $2"
 		"  THEN (SELECT max(user_id) FROM shown)::text END)::text" },
-	[TOTAL] = { "users_total", "SELECT json_build_object('total_users', count(*))::text FROM users" },
-	/* Active: has an active card that travelled in the last 30 days. */
+	/* Counted by the registrations themselves (user_counts, 16 rows). */
+	[TOTAL] = { "users_total",
+		"SELECT json_build_object('total_users', coalesce(sum(users), 0)::bigint)::text FROM user_counts" },
+	/* Active: has an active card that travelled in the last 30 days. Riders
+	 * counted by their last day of travel, kept by the card writes
+	 * (db/migrations/0011_analytics_counters.sql, active_riders). */
 	[ACTIVE] = { "users_active_total",
-		"SELECT json_build_object('active_users_count', count(DISTINCT user_id))::text FROM cards"
-		" WHERE status = 'active' AND user_id IS NOT NULL AND last_used_date >= now() - interval '30 days'" },
+		"SELECT json_build_object('active_users_count', active_riders(now()))::text" },
 	[NEWEST] = { "users_newest",
 		"SELECT json_build_object('latest_user', json_build_object('user_id', user_id,"
 		"  'full_name', btrim(first_name || ' ' || last_name)))::text"

@@ -64,6 +64,12 @@ struct route {
 	 * (hashpool.h) before the handler; it may answer, or leave its work in
 	 * req->stage for the handler. NULL for almost every route. */
 	route_handler prepare;
+	/* Writes of one card run one at a time per instance, and wait without a
+	 * worker (http/lanes.h): the card the request writes (its lane), or 0. */
+	int64_t (*lane)(struct request *req);
+	/* Runs 2..LANE_BATCH_MAX requests of one lane at once, answering each
+	 * (as the handler would); NULL: they run one by one. */
+	void (*lane_batch)(struct request **reqs, int n, struct worker *w);
 };
 
 #define REQUEST_MAX_IDS 3

@@ -8,6 +8,7 @@
 #include "../core/log.h"
 #include "../store/cache.h"
 #include "../store/replicas.h"
+#include "lanes.h"
 #include "ratelimit.h"
 #include "../core/xalloc.h"
 #include "../core/banned.h"
@@ -55,6 +56,57 @@ void worker_invalidate(struct worker *w, struct arena *a, const char *const *key
 	cache_invalidate(&w->redis, a, keys, n, lsn);
 }
 
+/* The per-client budget; answers from the I/O thread (health, docs,
+ * near-cache hits) cost no database work and are not counted. 0: go on;
+ * -1: req was answered 429 (or 503). */
+static int within_budget(struct request *req, struct worker *w)
+{
+	if (!q.rate_limit)
+		return 0;
+	const char *subject = req->auth ? arena_printf(&req->arena, "u%lld", (long long)req->auth->user_id)
+					: req->client;
+	return ratelimit_check(req, &w->redis, "default", subject, q.rate_limit);
+}
+
+/* Runs requests (one, or a batch of one lane) and hands each back. */
+static void run(struct worker *w, struct request **reqs, int n)
+{
+	struct request *go[LANE_BATCH_MAX];
+	int m = 0;
+	w->read_on_replica = 0;
+	w->read_lsn = 0;
+	w->read_used_replica = 0;
+	for (int i = 0; i < n; i++) {
+		if (within_budget(reqs[i], w) == 0)
+			go[m++] = reqs[i];
+	}
+	/* In arrival order; consecutive requests of a route that runs batches
+	 * (a lane may hold several routes' writes of one card) run as one. */
+	for (int i = 0; i < m;) {
+		int j = i + 1;
+		while (j < m && go[j]->route == go[i]->route)
+			j++;
+		if (j - i > 1 && go[i]->route->lane_batch) {
+			go[i]->route->lane_batch(go + i, j - i, w);
+			i = j;
+			continue;
+		}
+		struct request *req = go[i++];
+		w->read_on_replica = 0;
+		w->read_lsn = 0;
+		w->read_used_replica = 0;
+		(req->async ? q.async_run : req->route->handler)(req, w);
+	}
+	for (int i = 0; i < n; i++) {
+		if (!reqs[i]->res.status) {
+			struct api_error e;
+			api_fail(&e, "internal", "the handler gave no answer");
+			reply_problem(reqs[i], &e);
+		}
+		q.done(reqs[i]);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -74,25 +126,21 @@ static void *worker_main(void *arg)
 		q.head = (q.head + 1) % q.cap;
 		q.len--;
 		q.reserved--;
-		__atomic_add_fetch(&q.busy, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&q.lock);
 
-		/* The per-client budget; answers from the I/O thread (health, docs,
-		 * near-cache hits) cost no database work and are not counted. */
-		const char *subject = req->auth ? arena_printf(&req->arena, "u%lld", (long long)req->auth->user_id)
-						: req->client;
-		w->read_on_replica = 0;
-		w->read_lsn = 0;
-		w->read_used_replica = 0;
-		if (!q.rate_limit || ratelimit_check(req, &w->redis, "default", subject, q.rate_limit) == 0)
-			(req->async ? q.async_run : req->route->handler)(req, w);
-		if (!req->res.status) {
-			struct api_error e;
-			api_fail(&e, "internal", "the handler gave no answer");
-			reply_problem(req, &e);
-		}
+		/* A write of a card whose writes are running here waits in the
+		 * card's lane, holding no worker (lanes.h). */
+		int64_t lane = !req->async && req->route->lane ? req->route->lane(req) : 0;
+		if (lane && !lanes_enter(lane, req))
+			continue;
+		__atomic_add_fetch(&q.busy, 1, __ATOMIC_RELAXED);
+		run(w, &req, 1);
+		/* This worker owns the lane: what was parked meanwhile, in batches. */
+		struct request *batch[LANE_BATCH_MAX];
+		int n;
+		while (lane && (n = lanes_next(lane, batch, LANE_BATCH_MAX)) > 0)
+			run(w, batch, n);
 		__atomic_sub_fetch(&q.busy, 1, __ATOMIC_RELAXED);
-		q.done(req);
 	}
 	pg_close(&w->primary);
 	pg_close(&w->replica);
@@ -166,7 +214,8 @@ int workers_start(const struct config *cfg, void (*done)(struct request *), rout
 int workers_reserve(void)
 {
 	pthread_mutex_lock(&q.lock);
-	int ok = !q.stopping && q.len + q.reserved < q.cap;
+	/* Requests parked in lanes wait too: they count against the queue. */
+	int ok = !q.stopping && q.len + q.reserved + lanes_parked() < q.cap;
 	if (ok)
 		q.reserved++;
 	pthread_mutex_unlock(&q.lock);
