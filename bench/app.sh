@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
 # Application benchmarks of transitd on loopback, at the earlier system's data
 # size (seed --scale 100000: 100k users, 120k cards, about 1M trips):
-#   1. trips      tap-in + tap-out pairs/s at 50 and 256 connections, beside a
-#                 pgbench ceiling for the same writes on the same database
-#   2. auth       a cached balance read with a rider's and an operator's token
-#                 against a public cached read, at 256 connections
-#   3. analytics  (a) cold and warm latency of each aggregate, (b) warm
+#   1. trips      tap-in + tap-out pairs/s at 50 and 256 connections, beside
+#                 pgbench running the same two calls (and, for reference, the
+#                 earlier brief's one transaction per pair)
+#   2. writes     each money write (recharge, tap-in, tap-out, booking,
+#                 cancellation) at 50 connections beside pgbench running the
+#                 same call at 50 and at 16 clients; then group commit
+#                 (commit_delay 0, 100, 1000 us) on recharges and bookings
+#   3. auth       own-card reads (balance, card, history: from memory) with a
+#                 rider's and an operator's token against a public near-cached
+#                 read, at 256 connections
+#   4. analytics  (a) cold and warm latency of each aggregate, (b) warm
 #                 throughput at 50/256/1000 connections beside nginx, (c) server
 #                 CPU per request, (d) invalidation delay between two instances
-#   4. rail       bookings/s with 1,000 clients on runs that do not sell out,
-#                 the rider paying from card 1 (and, as an extra, an admin
-#                 paying from random cards), then money and seat checks in SQL
-#   5. payments   the provider's webhook at 50 connections: signed approvals
+#   5. rail       bookings/s with 1,000 clients (closed loop) on random cards
+#                 and on one card (card 1), beside pgbench booking random cards;
+#                 then an open loop (bench/openloop.py: a constant rate) at half
+#                 the measured maximum, p95 and p99; money and seat checks
+#   6. payments   the provider's webhook at 50 connections: signed approvals
 #                 each crediting its own payment (deliveries/s, p99), against
 #                 point-of-sale recharges of the same amount; then the same
 #                 deliveries again (replays: no effect); money checks in SQL
+#   7. expiry     a near-cached read at 256 connections for BENCH_EXPIRY_SECONDS
+#                 (60) beside nginx: p99 across the near-cache's expiries; then
+#                 the same with Redis stopped (SIGSTOP) for a moment every few
+#                 seconds, with the breaker and hedge as configured and as they
+#                 were (REDIS_BREAKER_WINDOW_MS=0 REDIS_HEDGE_MS=0)
 # Every wrk run: 2 s warm-up, then BENCH_DURATION s measured with --latency;
 # before the measured run and after it the script waits until transitd has
 # no request left in flight (wrk hangs up on its requests in flight, but the
@@ -33,6 +45,8 @@
 #   BENCH_PAY_ROUNDS rounds of (point of sale, webhook) in 5, alternating (3)
 #   BENCH_APP_SECTIONS  which sections to run (default: all), e.g. "payments";
 #                    auth and analytics share an instance and run together
+#   BENCH_EXPIRY_SECONDS  length of each run of section 7 (60)
+#   BENCH_OPEN_SECONDS    measured seconds of each open-loop run (20)
 #   BENCH_PG_PORT, BENCH_REDIS_PORT, BENCH_APP_PORT, BENCH_APP2_PORT,
 #   BENCH_NGINX_PORT  ports, to run beside another benchmark
 #   WORKERS, IO_THREADS, DB_POOL_SIZE are passed to transitd when set.
@@ -67,10 +81,15 @@ die() { echo "bench-app: $*" >&2; exit 1; }
 note() { echo "bench-app: $*" >&2; }
 
 [[ $duration =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a whole number of seconds (got '$duration')"
-sections=" ${BENCH_APP_SECTIONS:-trips auth analytics rail payments} "
+sections=" ${BENCH_APP_SECTIONS:-trips writes auth analytics rail payments expiry} "
 for s_ in $sections; do
-  case $s_ in trips | auth | analytics | rail | payments) ;; *) die "unknown section '$s_' in BENCH_APP_SECTIONS" ;; esac
+  case $s_ in trips | writes | auth | analytics | rail | payments | expiry) ;;
+    *) die "unknown section '$s_' in BENCH_APP_SECTIONS" ;; esac
 done
+expiry_s=${BENCH_EXPIRY_SECONDS:-60}
+open_s=${BENCH_OPEN_SECONDS:-20}
+[[ $expiry_s =~ ^[1-9][0-9]*$ ]] || die "BENCH_EXPIRY_SECONDS must be a whole number of seconds"
+[[ $open_s =~ ^[1-9][0-9]*$ ]] || die "BENCH_OPEN_SECONDS must be a whole number of seconds"
 want() { [[ $sections == *" $1 "* ]]; }
 # Rail runs per booking load: enough standard seats (180 a run) for 2,500
 # bookings/s, above the 2,000 target, over warm-up and measured run, so that
@@ -199,8 +218,8 @@ measure() {
   case $base in "$A" | "$B") drain "$base"; m_drain_warm=$drain_s ;; esac
   [ -n "${after_warmup:-}" ] && $after_warmup
   local envs
-  envs=$(env | grep '^BENCH_' | grep -Ev '^BENCH_(DURATION|APP_FRESH|RAIL_RUNS|APP_SECTIONS|PAY_ROUNDS|[A-Z0-9]+_PORT)=' | sort |
-         sed -E 's/^(BENCH_TOKEN)=.*/\1=<token>/; s/^(BENCH_RUNS)=.*/\1=<run ids>/;
+  envs=$(env | grep '^BENCH_' | grep -Ev '^BENCH_(DURATION|APP_FRESH|RAIL_RUNS|APP_SECTIONS|PAY_ROUNDS|EXPIRY_SECONDS|OPEN_SECONDS|[A-Z0-9]+_PORT)=' | sort |
+         sed -E 's/^(BENCH_TOKEN)=.*/\1=<token>/; s/^(BENCH_RUNS)=.*/\1=<run ids>/; s|^(BENCH_LINES)=.*/|\1=out/|;
                  s|^(BENCH_DELIVERIES)=.*/|\1=out/|' | tr '\n' ' ' || true)
   record "${envs}wrk ${wrkargs[*]} -d${duration}s --latency $url    # $label; after a ${warmup}s warm-up"
 
@@ -412,6 +431,68 @@ summary=()
 say() { summary+=("$*"); }
 row() { summary+=("$(printf "$@")"); }
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
+maxof() { awk -v a="$1" -v b="$2" 'BEGIN {print (a > b ? a : b)}'; }
+
+# pgb NAME CLIENTS SCRIPT [-D var=value...]: pgbench -M prepared on the
+# benchmark database, a warm-up then the measured run; sets pgb_tps and
+# pgb_lat (ms) and records the command.
+pgb() {
+  local name=$1 clients=$2 script=$3
+  shift 3
+  local args=(-h 127.0.0.1 -p "$pg_port" -U transitd -n -M prepared -f "$script" -c "$clients" -j 2 "$@")
+  pgbench "${args[@]}" -T "$warmup" transitd >"$out/pgbench-$name.warmup" 2>&1 ||
+    { tail -5 "$out/pgbench-$name.warmup" >&2; die "pgbench ($name) failed"; }
+  psql_q -c 'SELECT pg_stat_statements_reset()' >/dev/null
+  pgbench "${args[@]}" -T "$duration" transitd >"$out/pgbench-$name.txt" 2>&1 ||
+    { tail -5 "$out/pgbench-$name.txt" >&2; die "pgbench ($name) failed"; }
+  record "pgbench ${args[*]} -T $duration transitd    # $name; after a ${warmup}s warm-up; script in out/$(basename "$script")"
+  pg_top_statements >"$out/pgbench-$name.pgss"
+  pgb_tps=$(awk '/^tps = / {printf "%.0f", $3; exit}' "$out/pgbench-$name.txt")
+  pgb_lat=$(awk '/^latency average/ {print $4}' "$out/pgbench-$name.txt")
+}
+
+# Rail runs for the booking loads: runs of train 1 (40 first + 180 standard
+# seats) between rail stations 202 and 209, three days from today in Bogotá,
+# departing 00:01-04:58 local time (UTC-5), a window the demo schedule
+# (05:00-22:00) never uses, split in npools parts (one per load), a second
+# apart at free seconds. Made in SQL (one statement, the seats by the same
+# function POST /rail/runs uses), so their ids are consecutive.
+rail_day=$(date -u -d '-5 hours +3 days' +%F)
+# create_runs POOL NPOOLS COUNT: sets runs_csv, runs_lo, runs_hi.
+create_runs() {
+  local pool=$1 npools=$2 count=$3 span got
+  span=$(( (5 * 3600 - 180) / npools ))
+  read -r runs_lo runs_hi got <<<"$(psql_q -F' ' -c "
+    WITH slots AS (SELECT ts FROM generate_series(
+             timestamp '$rail_day 05:01:00' + make_interval(secs => $pool * $span),
+             timestamp '$rail_day 05:01:00' + make_interval(secs => ($pool + 1) * $span - 1), interval '1 second') t,
+           LATERAL (SELECT t AT TIME ZONE 'UTC' AS ts) u
+         WHERE NOT EXISTS (SELECT 1 FROM rail_runs r WHERE r.train_id = 1 AND r.departure_time = u.ts)
+         ORDER BY ts LIMIT $count),
+     r AS (INSERT INTO rail_runs (train_id, origin_station_id, destination_station_id, departure_time, arrival_time)
+           SELECT 1, 202, 209, ts, ts + interval '58 minutes' FROM slots ORDER BY ts RETURNING run_id)
+    SELECT min(run_id), max(run_id), count(*) FROM r")"
+  [ "$got" = "$count" ] || die "created $got of $count runs"
+  [ $((runs_hi - runs_lo + 1)) = "$count" ] || die "the runs created are not consecutive ids ($runs_lo..$runs_hi)"
+  psql_q -c "SELECT count(rail_run_seats(run_id)) FROM rail_runs WHERE run_id BETWEEN $runs_lo AND $runs_hi" >/dev/null
+  runs_csv=$(seq -s, "$runs_lo" "$runs_hi")
+  record "rail runs: $count runs of train 1, 202 -> 209, departing $rail_day 00:01-04:58 Bogotá (part $((pool + 1)) of $npools), made in SQL"
+}
+
+# Checks the money and seats invariants in SQL; prints one line.
+invariants() {
+  local bad_cards double bad_totals
+  bad_cards=$(psql_q -c "SELECT count(*) FROM cards c LEFT JOIN (SELECT card_id, sum(amount) AS s FROM card_ledger
+                         GROUP BY card_id) l USING (card_id) WHERE c.balance <> coalesce(l.s, 0)")
+  double=$(psql_q -c "SELECT count(*) FROM (SELECT seat_id FROM rail_booking_seats WHERE active GROUP BY seat_id
+                      HAVING count(*) > 1) x")
+  bad_totals=$(psql_q -c "SELECT count(*) FROM rail_bookings b WHERE total_amount <> (SELECT sum(s.price)
+                          FROM rail_booking_seats bs JOIN rail_seats s USING (seat_id) WHERE bs.booking_id = b.booking_id)")
+  echo "cards whose balance <> sum(ledger): $bad_cards; seats in two active bookings: $double; bookings whose total <> their seats: $bad_totals"
+  [ "$bad_cards$double$bad_totals" = 000 ] || note "INVARIANT BROKEN: cards $bad_cards, seats $double, totals $bad_totals"
+}
+
 # ---- 1. trips ------------------------------------------------------------------
 if want trips; then
 
@@ -441,16 +522,15 @@ after_warmup=""
 unset BENCH_TOKEN BENCH_CARD_LO BENCH_CARD_HI BENCH_ROUTE BENCH_BOARD BENCH_ALIGHT
 
 # pgbench ceilings on the same database and cards:
-#  - "single": the brief's one transaction (lock card, ledger row, card update,
-#    trip insert, trip close), one commit per pair;
-#  - "same": transitd's own statements for a pair, in its two transactions
-#    (tap-in: card lock, place check, previous trip, fare rule, vehicle, charge;
-#    tap-out: open trip check, close), prepared, two commits per pair.
-# Both draw random scale cards, each client from its own residue class mod 16,
-# so no two clients hold a trip open on one card (transitd would answer 409;
-# pgbench would abort).
+#  - "calls": what transitd sends for a pair, the tap-in call and the tap-out
+#    call (db/migrations/0010_money_calls.sql), two commits per pair, at 50
+#    clients (wrk's concurrency) and at 16 (transitd's workers);
+#  - "single": the earlier brief's one transaction per pair (lock card,
+#    ledger row, card update, trip insert, trip close), for reference.
+# Both draw random scale cards, each client from its own residue class mod
+# its number of clients, so no two clients hold a trip open on one card.
 cat >"$out/pgbench-single.sql" <<'SQL'
-\set c :lo + :client_id + 16 * random(0, (:hi - :lo - 15) / 16)
+\set c :lo + :client_id + :n * random(0, (:hi - :lo - :n) / :n)
 BEGIN;
 SELECT balance FROM cards WHERE card_id = :c FOR UPDATE;
 INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)
@@ -461,89 +541,231 @@ INSERT INTO trips (card_id, route_id, vehicle_id, boarding_station_id, fare_amou
 UPDATE trips SET disembarking_station_id = :alight, disembarking_time = now() WHERE trip_id = :trip;
 COMMIT;
 SQL
-cat >"$out/pgbench-same.sql" <<'SQL'
-\set c :lo + :client_id + 16 * random(0, (:hi - :lo - 15) / 16)
-BEGIN;
-SELECT user_id IS NOT NULL AS pers, status AS st, balance AS bal, credit_trips_used AS cr, coalesce(user_id, 0) AS owner,
-  extract(epoch FROM now())::bigint AS now_s FROM cards WHERE card_id = :c FOR UPDATE \gset
-SELECT r.route_type, r.is_active, s.is_active,
-  EXISTS (SELECT 1 FROM route_stops rs WHERE rs.route_id = :route AND rs.station_id = :board)
-  FROM (SELECT 1) one LEFT JOIN routes r ON r.route_id = :route LEFT JOIN stations s ON s.station_id = :board;
-SELECT t.route_id, extract(epoch FROM t.journey_start)::bigint, t.journey_transfers,
-  t.disembarking_time IS NULL, r.route_type, t.journey_start
-  FROM trips t JOIN routes r USING (route_id) WHERE t.card_id = :c ORDER BY t.trip_id DESC LIMIT 1;
-SELECT p.amount, tr.fare_product_id IS NOT NULL, coalesce(tp.amount, 0), coalesce(tr.duration_limit, 0),
-  coalesce(tr.transfer_count, 0), coalesce(tr.personalized_only, true),
-  coalesce((SELECT max_credit_trips FROM fare_credit_rules WHERE card_kind = 'personalized'), 0)
-  FROM fare_leg_rules lr JOIN fare_products p USING (fare_product_id)
-  LEFT JOIN fare_leg_rules plr ON plr.route_type = 'trunk'
-  LEFT JOIN fare_transfer_rules tr ON tr.from_leg_group_id = plr.leg_group_id AND tr.to_leg_group_id = lr.leg_group_id
-  LEFT JOIN fare_products tp ON tp.fare_product_id = tr.fare_product_id
-  WHERE lr.route_type = 'trunk';
-SELECT vehicle_id FROM vehicles WHERE route_id = :route AND is_active ORDER BY random() LIMIT 1;
-\set nb :bal - 3200
-WITH ids AS (SELECT nextval(pg_get_serial_sequence('trips', 'trip_id')) AS trip_id),
- l AS (INSERT INTO card_ledger (card_id, kind, amount, balance_after, reference)
-  SELECT :c, 'fare', -3200, :nb, 'trip:' || ids.trip_id FROM ids RETURNING entry_id),
- c AS (UPDATE cards SET balance = :nb, credit_trips_used = 0, last_used_date = now() WHERE card_id = :c),
- t AS (INSERT INTO trips (trip_id, card_id, route_id, vehicle_id, boarding_station_id, fare_amount,
-    is_transfer, on_credit, journey_start, journey_transfers, ledger_entry_id)
-  SELECT ids.trip_id, :c, :route, :vehicle, :board, 3200, false, false, now(), 0, (SELECT entry_id FROM l) FROM ids
-  RETURNING *)
-SELECT t.trip_id AS trip, json_build_object('trip_id', t.trip_id, 'boarding_time', rfc3339(t.boarding_time))::text AS doc FROM t \gset
-COMMIT;
-BEGIN;
-SELECT t.card_id, EXISTS (SELECT 1 FROM route_stops rs WHERE rs.route_id = t.route_id AND rs.station_id = :alight),
-  t.boarding_station_id FROM trips t JOIN cards c USING (card_id)
-  WHERE t.trip_id = :trip AND t.disembarking_time IS NULL;
-UPDATE trips t SET disembarking_station_id = :alight, disembarking_time = greatest(now(), t.boarding_time)
-  WHERE trip_id = :trip AND disembarking_time IS NULL RETURNING trip_json(t)::text;
-COMMIT;
+cat >"$out/pgbench-pair-calls.sql" <<'SQL'
+\set c :lo + :client_id + :n * random(0, (:hi - :lo - :n) / :n)
+SELECT status, body, replayed, slug, detail, field, extra, card_id, ref_id, coalesce((body::json->>'trip_id')::bigint, 0) AS trip
+  FROM api_trip_start(:c, :route, :board, NULL, 0, NULL, NULL, NULL, NULL) \gset
+SELECT status, body, replayed, slug, detail, field, extra, card_id, ref_id FROM api_trip_end(:trip, :alight, 0, NULL, NULL, NULL, NULL);
 SQL
 declare -A pg_tps pg_lat
-for kind in single same; do
-  args=(-h 127.0.0.1 -p "$pg_port" -U transitd -n -M prepared -f "$out/pgbench-$kind.sql" -c 16 -j 2
-        -D lo="$card_lo" -D hi="$card_hi" -D route="$route" -D board="$board" -D alight="$alight" -D vehicle="$vehicle")
-  pgbench "${args[@]}" -T "$warmup" transitd >"$out/pgbench-$kind.warmup" 2>&1 ||
-    { tail -5 "$out/pgbench-$kind.warmup" >&2; die "pgbench ($kind) failed"; }
-  psql_q -c 'SELECT pg_stat_statements_reset()' >/dev/null
-  pgbench "${args[@]}" -T "$duration" transitd >"$out/pgbench-$kind.txt" 2>&1 ||
-    { tail -5 "$out/pgbench-$kind.txt" >&2; die "pgbench ($kind) failed"; }
-  record "pgbench ${args[*]} -T $duration transitd    # after a ${warmup}s warm-up; script in $out/pgbench-$kind.sql"
-  pg_top_statements >"$out/pgbench-$kind.pgss"
-  pg_tps[$kind]=$(awk '/^tps = / {printf "%.0f", $3; exit}' "$out/pgbench-$kind.txt")
-  pg_lat[$kind]=$(awk '/^latency average/ {print $4}' "$out/pgbench-$kind.txt")
+for kind in calls-16 calls-50 single-16; do
+  clients=${kind##*-}
+  script=$out/pgbench-pair-calls.sql
+  [ "${kind%%-*}" = single ] && script=$out/pgbench-single.sql
+  pgb "pair-$kind" "$clients" "$script" -D lo="$card_lo" -D hi="$card_hi" -D n="$clients" -D route="$route" \
+    -D board="$board" -D alight="$alight" -D vehicle="$vehicle"
+  pg_tps[$kind]=$pgb_tps pg_lat[$kind]=$pgb_lat
+  close_open_trips
 done
 clear_caches   # pgbench and the SQL clean-up wrote trips behind transitd's back
-say "pgbench -c 16 -j 2 -T $duration, brief's single transaction (1 commit/pair): ${pg_tps[single]} tps, latency avg ${pg_lat[single]} ms"
-say "pgbench -c 16 -j 2 -T $duration, transitd's own statements (2 commits/pair): ${pg_tps[same]} pairs/s, latency avg ${pg_lat[same]} ms"
+pair_ceiling=$(maxof "${pg_tps[calls-16]}" "${pg_tps[calls-50]}")
+say "pgbench, transitd's two calls per pair: ${pg_tps[calls-50]} pairs/s at 50 clients (latency avg ${pg_lat[calls-50]} ms), ${pg_tps[calls-16]} at 16 (${pg_lat[calls-16]} ms)"
+say "pgbench, the earlier brief's single transaction per pair, 16 clients: ${pg_tps[single-16]} tps (${pg_lat[single-16]} ms)"
 for c in 50 256; do
-  row '  ratio at %-4s transitd pairs/s / pgbench: %.2f (single transaction), %.2f (same statements)' "$c:" \
-    "$(awk -v a="${pairs[$c]}" -v b="${pg_tps[single]}" 'BEGIN {print a / b}')" \
-    "$(awk -v a="${pairs[$c]}" -v b="${pg_tps[same]}" 'BEGIN {print a / b}')"
+  row '  ratio at %-4s transitd pairs/s / pgbench same calls (best of 16, 50 clients): %s   (/ single transaction: %s)' "$c:" \
+    "$(ratio "${pairs[$c]}" "$pair_ceiling")" "$(ratio "${pairs[$c]}" "${pg_tps[single-16]}")"
 done
+say "  target: >= 0.80x the same calls"
+say "  $(invariants)"
 say ""
 fi # trips
 
-# ---- 2. auth cost --------------------------------------------------------------
-# (2 and 3 run together: the near-cache-off instance of 2 is 3a's cold one.)
+# ---- 2. writes, one call each ---------------------------------------------------
+# Each money write at 50 connections against pgbench running the same call
+# (the statement transitd sends) at 50 clients and at 16 (transitd's
+# workers); the ratio is to the better of the two. Requests that can succeed
+# only once (tap-in of a card with no open trip, tap-out, cancellation) are
+# read from files of distinct ones (bench/lua/lines.lua); pgbench takes
+# them from tables through a sequence, in the same statement as the call.
+if want writes; then
+note "2. writes"
+say "2. Money writes at 50 connections, one call each, against pgbench running the same call (50 and 16 clients)"
+row '%-34s %9s %8s %8s %8s %8s  %-22s %9s  %s' "write" "ok/s" "p50 ms" "p99 ms" "pg 50" "pg 16" "statuses" "x pgbench" "CPU over the run"
+span=$((card_hi - card_lo + 1))
+close_trips_sql="UPDATE trips SET disembarking_station_id = $alight, disembarking_time = greatest(now(), boarding_time)
+                 WHERE disembarking_time IS NULL AND card_id BETWEEN $card_lo AND $card_hi"
+# Cards in a fixed order through all scale cards (7919 is prime to their number): no card twice in a run.
+[ $((span % 7919)) != 0 ] || die "7919 divides the number of scale cards"
+psql_q -c "DROP TABLE IF EXISTS bench_lines; CREATE UNLOGGED TABLE bench_lines (n bigint PRIMARY KEY, id bigint NOT NULL);
+           DROP SEQUENCE IF EXISTS bench_seq; CREATE SEQUENCE bench_seq" >/dev/null
+# lines_file NAME SQL: out/lines-NAME.txt from a query's "path<TAB>body" rows.
+lines_file() { psql_q -F$'\t' -c "$2" >"$out/lines-$1.txt"; echo "$out/lines-$1.txt"; }
+# bench_ids SQL: the ids of a query into bench_lines (n = 1, 2, ...), the sequence back to 1.
+bench_ids() {
+  psql_q -c "TRUNCATE bench_lines; INSERT INTO bench_lines SELECT row_number() OVER (), id FROM ($1) q;
+             ALTER SEQUENCE bench_seq RESTART WITH 1" >/dev/null
+}
+write_cols="status, body, replayed, slug, detail, field, extra, card_id, ref_id"
+need=$(( 4000 * (warmup + duration) ))   # requests a file or table must hold for one run
+declare -A w_pg50 w_pg16
+# write_row WHAT: the row after measure (wrk) and the two pgbench runs.
+write_row() {
+  local best
+  best=$(maxof "${w_pg50[$1]}" "${w_pg16[$1]}")
+  row '%-34s %9.0f %8.2f %8.2f %8s %8s  %-22s %9s  %s' "$1" "$b_ok_per_s" "$m_p50" "$m_p99" "${w_pg50[$1]}" "${w_pg16[$1]}" \
+    "$m_status" "$(ratio "$b_ok_per_s" "$best")x" "$m_cpu"
+}
+export BENCH_THREADS=$threads
+
+# recharge: random scale cards
+cat >"$out/pgbench-recharge.sql" <<SQL
+\set c random(:lo, :hi)
+SELECT $write_cols FROM api_card_recharge(:c, 20000, NULL, NULL, NULL, NULL, NULL);
+SQL
+export BENCH_TOKEN=$operator_token BENCH_CARD_LO=$card_lo BENCH_CARD_HI=$card_hi BENCH_AMOUNT=20000
+measure "write-recharge" 50 "$A" "$lua/recharge.lua" "$app_pid"
+unset BENCH_CARD_LO BENCH_CARD_HI BENCH_AMOUNT
+for c in 50 16; do
+  pgb "recharge-$c" "$c" "$out/pgbench-recharge.sql" -D lo="$card_lo" -D hi="$card_hi"
+  printf -v "w_pg${c}[recharge]" '%s' "$pgb_tps"
+done
+write_row recharge
+
+# tap-in: distinct cards, no trip open
+psql_q -c "$close_trips_sql" >/dev/null
+f=$(lines_file tapin "SELECT '/api/v1/trips/start', json_build_object('card_id', $card_lo + (i * 7919) % $span,
+  'route_id', $route, 'boarding_station_id', $board) FROM generate_series(1, $need) i")
+export BENCH_TOKEN=$operator_token BENCH_LINES=$f
+measure "write-tapin" 50 "$A" "$lua/lines.lua" "$app_pid"
+psql_q -c "$close_trips_sql" >/dev/null
+cat >"$out/pgbench-tapin.sql" <<SQL
+SELECT $write_cols FROM api_trip_start((SELECT id FROM bench_lines WHERE n = (SELECT nextval('bench_seq'))),
+  :route, :board, NULL, 0, NULL, NULL, NULL, NULL);
+SQL
+for c in 50 16; do
+  bench_ids "SELECT $card_lo + ((i + $need) * 7919) % $span AS id FROM generate_series(1, $need) i"
+  pgb "tapin-$c" "$c" "$out/pgbench-tapin.sql" -D route="$route" -D board="$board"
+  printf -v "w_pg${c}[tap-in]" '%s' "$pgb_tps"
+  psql_q -c "$close_trips_sql" >/dev/null
+done
+write_row tap-in
+
+# tap-out: trips opened in SQL (no fare, so no money moves), closed by the load
+open_trips_sql="INSERT INTO trips (card_id, route_id, boarding_station_id, fare_amount, is_transfer, journey_start)
+  SELECT c.card_id, $route, $board, 0, false, now() FROM cards c WHERE c.card_id BETWEEN $card_lo AND $card_hi
+  AND NOT EXISTS (SELECT 1 FROM trips t WHERE t.card_id = c.card_id AND t.disembarking_time IS NULL)
+  ORDER BY random() LIMIT $need RETURNING trip_id AS id"
+f=$out/lines-tapout.txt
+psql_q -c "$open_trips_sql" | awk -v a="$alight" '{printf "/api/v1/trips/end\t{\"trip_id\":%s,\"disembarking_station_id\":%s}\n", $1, a}' >"$f"
+export BENCH_LINES=$f
+measure "write-tapout" 50 "$A" "$lua/lines.lua" "$app_pid"
+psql_q -c "$close_trips_sql" >/dev/null
+cat >"$out/pgbench-tapout.sql" <<SQL
+SELECT $write_cols FROM api_trip_end((SELECT id FROM bench_lines WHERE n = (SELECT nextval('bench_seq'))),
+  :alight, 0, NULL, NULL, NULL, NULL);
+SQL
+for c in 50 16; do
+  bench_ids "$open_trips_sql"
+  pgb "tapout-$c" "$c" "$out/pgbench-tapout.sql" -D alight="$alight"
+  printf -v "w_pg${c}[tap-out]" '%s' "$pgb_tps"
+  psql_q -c "$close_trips_sql" >/dev/null
+done
+write_row tap-out
+
+# booking: random scale cards, one standard seat of a random run of their own
+# Seats for 2,000 bookings/s per load (3 loads here, 6 in 2b), none sold out.
+w_runs=$(( (3 * 2000 * (warmup + duration) + 179) / 180 ))
+create_runs 0 8 "$w_runs"
+export BENCH_TOKEN=$admin_token BENCH_RUNS=$runs_csv BENCH_CARD_LO=$card_lo BENCH_CARD_HI=$card_hi BENCH_CLASS=standard
+measure "write-booking" 50 "$A" "$lua/bookings.lua" "$app_pid"
+unset BENCH_RUNS BENCH_CARD_LO BENCH_CARD_HI BENCH_CLASS
+cat >"$out/pgbench-booking.sql" <<SQL
+\set c random(:lo, :hi)
+\set r random(:rlo, :rhi)
+SELECT $write_cols FROM api_rail_book(:r, :c, NULL, 1, 'standard', 0, NULL, NULL, NULL, NULL);
+SQL
+for c in 50 16; do
+  pgb "booking-$c" "$c" "$out/pgbench-booking.sql" -D lo="$card_lo" -D hi="$card_hi" -D rlo="$runs_lo" -D rhi="$runs_hi"
+  printf -v "w_pg${c}[booking]" '%s' "$pgb_tps"
+done
+write_row booking
+
+unset BENCH_TOKEN BENCH_LINES
+
+# Group commit: commit_delay lets a committing backend wait for others to
+# flush the WAL with it (when commit_siblings, 5, others are in a transaction).
+say "2b. Group commit (synchronous_commit on): recharges and bookings at 50 connections, and pgbench at 50 clients, by commit_delay"
+row '%-14s %14s %14s %14s %14s' "commit_delay" "recharge ok/s" "pgbench" "booking ok/s" "pgbench"
+gc_lo=$runs_lo
+create_runs 1 8 $((2 * w_runs))
+for delay in 0 100 1000; do
+  psql_q -c "ALTER SYSTEM SET commit_delay = $delay" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.5
+  export BENCH_TOKEN=$operator_token BENCH_CARD_LO=$card_lo BENCH_CARD_HI=$card_hi BENCH_AMOUNT=20000
+  measure "gc-recharge-$delay" 50 "$A" "$lua/recharge.lua" "$app_pid"
+  gc_r=$b_ok_per_s
+  pgb "gc-recharge-$delay" 50 "$out/pgbench-recharge.sql" -D lo="$card_lo" -D hi="$card_hi"
+  gc_rp=$pgb_tps
+  export BENCH_TOKEN=$admin_token BENCH_RUNS=$runs_csv BENCH_CLASS=standard
+  measure "gc-booking-$delay" 50 "$A" "$lua/bookings.lua" "$app_pid"
+  gc_b=$b_ok_per_s
+  pgb "gc-booking-$delay" 50 "$out/pgbench-booking.sql" -D lo="$card_lo" -D hi="$card_hi" -D rlo="$runs_lo" -D rhi="$runs_hi"
+  gc_bp=$pgb_tps
+  unset BENCH_RUNS BENCH_CLASS BENCH_CARD_LO BENCH_CARD_HI BENCH_AMOUNT
+  row '%-14s %14.0f %14s %14.0f %14s' "${delay} us" "$gc_r" "$gc_rp" "$gc_b" "$gc_bp"
+done
+psql_q -c "ALTER SYSTEM RESET commit_delay" -c "SELECT pg_reload_conf()" >/dev/null
+say "  (each cell: ${duration} s after a ${warmup} s warm-up; one round per setting, so read differences under ~15% as noise)"
+# cancellation: the bookings made above (both parts of runs), a third each
+# for transitd and the two pgbench runs; pgbench's rate counts only the
+# bookings it cancelled (a drained table would give it cheap 404s).
+cancel_runs="run_id BETWEEN $gc_lo AND $runs_hi"
+say "2c. Cancellations at 50 connections (of the bookings made in 2 and 2b), against pgbench running the same call"
+row '%-34s %9s %8s %8s %8s %8s  %-22s %9s  %s' "write" "ok/s" "p50 ms" "p99 ms" "pg 50" "pg 16" "statuses" "x pgbench" "CPU over the run"
+f=$out/lines-cancel.txt
+psql_q -c "SELECT booking_id FROM rail_bookings WHERE $cancel_runs AND status = 'confirmed' AND booking_id % 3 = 0
+           ORDER BY random()" | awk '{printf "/api/v1/rail/bookings/%s/cancel\t\n", $1}' >"$f"
+export BENCH_TOKEN=$admin_token BENCH_LINES=$f
+measure "write-cancel" 50 "$A" "$lua/lines.lua" "$app_pid"
+cancel_row=("$b_ok_per_s" "$m_p50" "$m_p99" "$m_status" "$m_cpu" "$b_wrapped")
+cat >"$out/pgbench-cancel.sql" <<SQL
+SELECT $write_cols FROM api_rail_cancel((SELECT id FROM bench_lines WHERE n = (SELECT nextval('bench_seq'))),
+  0, NULL, NULL, NULL, NULL);
+SQL
+for c in 50 16; do
+  bench_ids "SELECT booking_id AS id FROM rail_bookings WHERE $cancel_runs AND status = 'confirmed'
+             AND booking_id % 3 = $((c == 50 ? 1 : 2)) ORDER BY random()"
+  n0=$(psql_q -c "SELECT count(*) FROM rail_bookings WHERE $cancel_runs AND status = 'cancelled'")
+  pgb "cancel-$c" "$c" "$out/pgbench-cancel.sql"
+  n1=$(psql_q -c "SELECT count(*) FROM rail_bookings WHERE $cancel_runs AND status = 'cancelled'")
+  # cancelled during warm-up and run, over their seconds
+  printf -v "w_pg${c}[cancellation]" '%s' "$(awk -v n=$((n1 - n0)) -v s=$((warmup + duration)) -v t="$pgb_tps" \
+    'BEGIN {r = n / s; printf "%.0f", (r < t ? r : t)}')"
+done
+b_ok_per_s=${cancel_row[0]} m_p50=${cancel_row[1]} m_p99=${cancel_row[2]} m_status=${cancel_row[3]} m_cpu=${cancel_row[4]}
+write_row cancellation
+(( ${cancel_row[5]} == 0 )) || say "  (the cancellation file ran out: ${cancel_row[5]} wraps; ok/s counts only first cancellations)"
+unset BENCH_TOKEN BENCH_LINES
+say "  target: each >= 0.80x pgbench running the same call (the better of 50 and 16 clients)"
+say "  pgbench's statement also reads its id from a table (tap-in, tap-out, cancellation), an index lookup"
+unset BENCH_THREADS
+clear_caches
+say "  $(invariants)"
+say ""
+fi # writes
+
+# ---- 3. auth cost --------------------------------------------------------------
+# (3 and 4 run together: the near-cache-off instance of 3 is 4a's cold one.)
 if want auth || want analytics; then
 
-note "2. auth"
+note "3. auth"
 # A second instance with the near-cache off (NEAR_CACHE_TTL_MS=0) serves the
 # public read from Redis, as the balance is served: the rows then split the
 # cost into the Redis read, the token check, and the rider's ownership check.
-# The same instance gives the cold column of 3a.
+# The same instance gives the cold column of 4a.
 b_log=$out/transitd-cold.log
 app2_pid=$(start_app "$app2_port" "$b_log" NEAR_CACHE_TTL_MS=0)
 wait_http "$B/livez" 30 "$app2_pid" || { tail -20 "$b_log" >&2; die "transitd (near-cache off) did not start on $B"; }
-say "2. Auth cost at 256 connections (all cache hits; the balance is never near-cached, so it is a Redis GET)"
+say "3. Own-card reads at 256 connections: a rider's and an operator's card reads answered from memory on the I/O thread,"
+say "   against a public near-cached read (the ceiling: x public) and, on an instance with the near-cache off, a Redis hit"
 row '%-58s %8s %8s %8s %8s  %-22s %9s %8s  %s' "request" "req/s" "p50 ms" "p99 ms" "non-2xx" "statuses" "srv us/rq" "redis/rq" "CPU over the run"
 declare -A auth_rps auth_us
-for who in rider operator public public-redis; do
+for who in rider rider-card rider-history operator public public-redis; do
   base=$A spid=$app_pid
   case $who in
     rider) export BENCH_TOKEN=$rider_token; path=$V1/cards/1/balance; what="rider's token" ;;
+    rider-card) export BENCH_TOKEN=$rider_token; path=$V1/cards/1; what="rider's token" ;;
+    rider-history) export BENCH_TOKEN=$rider_token; path=$V1/cards/1/history; what="rider's token" ;;
     operator) export BENCH_TOKEN=$operator_token; path=$V1/cards/1/balance; what="operator's token" ;;
     public) unset BENCH_TOKEN; path=$V1/stations/1; what="public, near-cache hit" ;;
     public-redis) unset BENCH_TOKEN; path=$V1/stations/1; what="public, near-cache off: Redis hit"; base=$B spid=$app2_pid ;;
@@ -565,16 +787,18 @@ cmp_auth() {
     "$(awk -v a="${auth_rps[$1]}" -v b="${auth_rps[$2]}" 'BEGIN {print 1e6 / a - 1e6 / b}')" \
     "$(( auth_us[$1] - auth_us[$2] ))"
 }
+for who in rider rider-card rider-history operator; do
+  row '  %-44s %sx the public near-cached read (target: near-cache speed)' "$who:" "$(ratio "${auth_rps[$who]}" "${auth_rps[public]}")"
+done
 cmp_auth rider public "rider vs public (all of it):"
 cmp_auth operator public "operator vs public (all of it):"
 cmp_auth public-redis public "Redis GET instead of near-cache:"
-cmp_auth operator public-redis "token verification (operator vs public-redis):"
 cmp_auth rider operator "ownership check (rider vs operator):"
 say ""
 
-# ---- 3. analytics ----------------------------------------------------------------
+# ---- 4. analytics ----------------------------------------------------------------
 
-note "3. analytics"
+note "4. analytics"
 analytics_paths=(
   $V1/analytics/trips/total $V1/analytics/trips/localities $V1/analytics/revenue
   $V1/analytics/revenue/localities $V1/analytics/users/active $V1/users/count
@@ -595,7 +819,7 @@ timed() {
   echo "$t $(awk -F': *' 'tolower($1) == "x-cache" {gsub("\r", "", $2); print $2}' "$h")"
 }
 median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-say "3a. Analytics latency, median of 10 (curl time_total, new connection each); cold = Redis keys unlinked, near-cache off"
+say "4a. Analytics latency, median of 10 (curl time_total, new connection each); cold = Redis keys unlinked, near-cache off"
 row '%-46s %9s %9s %9s %8s  %s' "GET" "cold ms" "warm ms" "redis ms" "speed-up" "X-Cache seen (cold / warm / redis)"
 declare -A cold_ms warm_ms
 record "cold: for i in 1..10: redis-cli --scan --pattern 'transitd:analytics:*' + station:1:top-destinations | xargs redis-cli UNLINK; curl -w '%{time_total}' $B<path>   # instance with NEAR_CACHE_TTL_MS=0"
@@ -643,7 +867,7 @@ if [ -n "$have_nginx" ]; then
     [ "$got" = "$body_size" ] || die "nginx answers $got bytes, transitd $body_size"
   fi
 fi
-say "3b/3c. Warm GET $tt ($body_size B body) beside nginx returning $body_size B; srv us/rq = server CPU (utime+stime) per request"
+say "4b/4c. Warm GET $tt ($body_size B body) beside nginx returning $body_size B; srv us/rq = server CPU (utime+stime) per request"
 row '%-6s %-9s %8s %8s %8s %8s %8s  %-20s %9s  %s' conns server "req/s" "p50 ms" "p99 ms" "non-2xx" "vs nginx" statuses "srv us/rq" "CPU over the run"
 declare -A tt_rps tt_p99 ng_rps tt_us ng_us
 for c in 50 256 1000; do
@@ -669,7 +893,7 @@ say ""
 
 # (d) invalidation delay: B reads trips/total warm (near-cache on); a tap-in
 # on A; B polled every 1 ms until total_trips changes.
-note "3d. invalidation delay"
+note "4d. invalidation delay"
 b_log=$out/transitd-b.log
 app2_pid=$(start_app "$app2_port" "$b_log")
 wait_http "$B/livez" 30 "$app2_pid" || { tail -20 "$out/transitd-b.log" >&2; die "transitd B did not start on $B"; }
@@ -736,7 +960,7 @@ print("after_reply_ms=" + ",".join("%.2f" % x for x in after_reply))
 PY
 inv=$(head -1 "$out/invalidation.txt")
 for kv in $inv; do printf -v "i_${kv%%=*}" '%s' "${kv#*=}"; done
-say "3d. Invalidation delay A -> B (20 tap-ins on A; B polled every 1 ms; B's reads before each tap-in: warm)"
+say "4d. Invalidation delay A -> B (20 tap-ins on A; B polled every 1 ms; B's reads before each tap-in: warm)"
 say "  from A's 201 to B showing the new total_trips: median $i_after_reply_median_ms ms, max $i_after_reply_max_ms ms (polls: median $i_polls_median, max $i_polls_max)"
 say "  from sending the tap-in: median $i_after_send_median_ms ms, max $i_after_send_max_ms ms; B's priming read not a HIT in $i_warm_read_not_hit of 20"
 say "  each delay (ms): $(sed -n 's/^after_reply_ms=//p' "$out/invalidation.txt")"
@@ -746,42 +970,14 @@ app2_pid=""
 say ""
 fi # auth, analytics
 
-# ---- 4. rail ----------------------------------------------------------------------
+# ---- 5. rail ----------------------------------------------------------------------
 if want rail; then
 
-# Runs of train 1 (40 first + 180 standard seats) between rail stations 202
-# and 209, three days from today in Bogotá (tomorrow + 2 days), departing
-# 00:01-04:58 local time (UTC-5), a window the demo schedule (05:00-22:00)
-# never uses: the first half for the brief's load, the second for the extra
-# one. A time an earlier run of this script took (409) is tried again at
-# another second.
-day=$(date -u -d '-5 hours +3 days' +%F)
-half=$(( (5 * 3600 - 180) / 2 ))
-# create_runs POOL: $rail_runs runs in half POOL (0 or 1); sets runs_csv.
-create_runs() {
-  local pool=$1 i attempt off dep arr resp code ids=()
-  for ((i = 0; i < rail_runs; i++)); do
-    for attempt in 1 2 3 4 5; do
-      off=$(( 60 + pool * half + i * (half - 60) / rail_runs + RANDOM % 30 ))
-      dep=$(date -u -d "$day 00:00:00 UTC + $off seconds + 5 hours" +%Y-%m-%dT%H:%M:%SZ)
-      arr=$(date -u -d "$day 00:00:00 UTC + $off seconds + 5 hours + 58 minutes" +%Y-%m-%dT%H:%M:%SZ)
-      resp=$(curl -sS -w '\n%{http_code}' -X POST "$A$V1/rail/runs" -H "Authorization: Bearer $admin_token" \
-        -H 'Content-Type: application/json' \
-        -d "{\"train_id\":1,\"origin_station_id\":202,\"destination_station_id\":209,\"departure_time\":\"$dep\",\"arrival_time\":\"$arr\"}")
-      code=${resp##*$'\n'}
-      [ "$code" = 409 ] && continue
-      [ "$code" = 201 ] || die "POST /rail/runs answered $code: ${resp%$'\n'*}"
-      ids+=("$(jq -r .run_id <<<"${resp%$'\n'*}")")
-      break
-    done
-  done
-  [ "${#ids[@]}" = "$rail_runs" ] || die "created ${#ids[@]} of $rail_runs runs"
-  runs_csv=$(IFS=,; echo "${ids[*]}")
-}
-record "rail runs: 2 x ${rail_runs} x POST $A$V1/rail/runs {train_id 1, 202 -> 209, departing $day 00:01-04:58 Bogotá} as admin"
-
-say "4. Rail bookings at 1,000 connections: POST /rail/bookings {random of $rail_runs fresh runs (180 standard seats each), seat_count 1, class standard}"
-say "   each load on its own $rail_runs runs of train 1, 202 -> 209, departing $day (Bogotá)"
+# Each load books on runs of its own (create_runs, parts 3-6 of 8: parts 1
+# and 2 are the writes section's).
+say "5. Rail bookings: POST /rail/bookings {random of $rail_runs fresh runs (180 standard seats each), seat_count 1, class standard}"
+say "   closed loop at 1,000 connections (wrk), on random scale cards (admin) and on card 1 (its rider); pgbench books random"
+say "   cards with the same call; then an open loop (bench/openloop.py, a constant rate) at half of each closed-loop maximum"
 row '%-34s %8s %8s %8s %8s %8s %7s %7s  %-26s %9s  %s' "who / card" "2xx/s" "p50 ms" "p95 ms" "p99 ms" "req/s" "409" "other" "statuses" "srv us/rq" "CPU over the run"
 # Bookings the server answered 201 to, from /metrics.
 booked_201() {
@@ -789,23 +985,27 @@ booked_201() {
     awk 'index($0, "transitd_http_requests_total{route=\"POST /api/v1/rail/bookings\",status=\"201\"} ") == 1 {n = $NF}
          END {print n + 0}'
 }
+lane_batched() { curl -sS "$A/metrics" | awk '$1 == "transitd_lane_batched_total" {print $2 + 0}'; }
 server_201_before=$(booked_201)
-declare -A rail_ok rail_p95 rail_warm_ok pool_csv
+declare -A rail_ok rail_p95 rail_warm_ok pool_lo pool_hi pool_csv
 export BENCH_CLASS=standard
-for who in rider admin; do
-  note "4. rail ($who): creating $rail_runs runs"
-  create_runs "$([ "$who" = rider ] && echo 0 || echo 1)"
-  pool_csv[$who]=$runs_csv
+part=2
+for who in admin rider; do
+  note "5. rail ($who): creating $rail_runs runs"
+  create_runs "$part" 8 "$rail_runs"
+  part=$((part + 1))
+  pool_csv[$who]=$runs_csv pool_lo[$who]=$runs_lo pool_hi[$who]=$runs_hi
   export BENCH_RUNS=$runs_csv
   if [ "$who" = rider ]; then
     export BENCH_TOKEN=$rider_token BENCH_CARD=1
     unset BENCH_CARD_LO BENCH_CARD_HI
-    label="rider, card 1 (the brief)"
+    label="rider, card 1 (one hot card)"
   else
     export BENCH_TOKEN=$admin_token BENCH_CARD_LO=$card_lo BENCH_CARD_HI=$card_hi
     unset BENCH_CARD
-    label="admin, random scale card (extra)"
+    label="admin, random scale cards"
   fi
+  lb0=$(lane_batched)
   measure "rail-$who" 1000 "$A" "$lua/bookings.lua" "$app_pid"
   rail_ok[$who]=$b_ok_per_s rail_p95[$who]=$m_p95
   rail_warm_ok[$who]=$(grep '^BENCH ' "$m_out.warmup" | tr ' ' '\n' | sed -n 's/^ok=//p')
@@ -813,38 +1013,75 @@ for who in rider admin; do
     "$b_s409" "$((b_s402 + b_s422 + b_s4xx + b_s5xx))" "$m_status" "$m_app_us" "$m_cpu"
   row '       2xx %d, 402 %d, 409 %d, 422 %d, other 4xx %d, 5xx %d, socket errors %d, server warn+ log lines %d (+%d client-closed), Redis commands/request %s' \
     "$b_ok" "$b_s402" "$b_s409" "$b_s422" "$b_s4xx" "$b_s5xx" "$m_sock" "$m_logs" "$m_closed" "$m_redis_rq"
-  row '       backlog the server still ran after wrk hung up: drained in %ss after the warm-up, %ss after the measured run' "$m_drain_warm" "$m_drain"
+  row '       backlog the server still ran after wrk hung up: drained in %ss after the warm-up, %ss after the measured run; requests run in lane batches (warm-up and run): %s' \
+    "$m_drain_warm" "$m_drain" "$(( $(lane_batched) - lb0 ))"
 done
 unset BENCH_TOKEN BENCH_CARD BENCH_CARD_LO BENCH_CARD_HI BENCH_RUNS BENCH_CLASS
-say "  targets (rider, card 1): >= 2,000 bookings/s and p95 <= 50 ms; earlier system: 100 bookings/s, p95 < 200 ms"
 
-# Checks in SQL after the load.
-in_runs="run_id IN (${pool_csv[rider]},${pool_csv[admin]})"
-double_seats=$(psql_q -c "SELECT count(*) FROM (SELECT seat_id FROM rail_booking_seats WHERE active GROUP BY seat_id HAVING count(*) > 1) x")
+# The ceiling: pgbench running the booking call on random scale cards.
+cat >"$out/pgbench-rail.sql" <<SQL
+\set c random(:lo, :hi)
+\set r random(:rlo, :rhi)
+SELECT status, body, replayed, slug, detail, field, extra, card_id, ref_id
+  FROM api_rail_book(:r, :c, NULL, 1, 'standard', 0, NULL, NULL, NULL, NULL);
+SQL
+declare -A rail_pg
+for c in 16 50; do
+  pgb "rail-$c" "$c" "$out/pgbench-rail.sql" -D lo="$card_lo" -D hi="$card_hi" -D rlo="${pool_lo[admin]}" -D rhi="${pool_hi[admin]}"
+  rail_pg[$c]=$pgb_tps
+done
+rail_ceiling=$(maxof "${rail_pg[16]}" "${rail_pg[50]}")
+say "  pgbench, the booking call on random cards: ${rail_pg[16]} tps at 16 clients, ${rail_pg[50]} at 50"
+row '  random cards: %.0f bookings/s = %sx the pgbench ceiling (target >= 0.80x); card 1 alone: %.0f/s (%sx)' \
+  "${rail_ok[admin]}" "$(ratio "${rail_ok[admin]}" "$rail_ceiling")" "${rail_ok[rider]}" "$(ratio "${rail_ok[rider]}" "$rail_ceiling")"
+say "  the closed-loop p95 at 1,000 connections is Little's law (1,000 / throughput), not a latency target"
+
+# Open loop: a constant rate of half each closed-loop maximum, on fresh runs.
+row '%-44s %8s %8s %8s %8s %8s %8s %8s  %s' "open loop (constant rate)" "rate/s" "ok/s" "p50 ms" "p95 ms" "p99 ms" "max ms" "late p99" "statuses"
+open_runs=$(( (rail_runs * (open_s + 2) + warmup + duration - 1) / (warmup + duration) ))
+for who in admin rider; do
+  rate=$(awk -v r="${rail_ok[$who]}" 'BEGIN {printf "%.0f", r / 2}')
+  create_runs "$part" 8 "$open_runs"
+  part=$((part + 1))
+  pool_csv[open-$who]=$runs_csv
+  if [ "$who" = rider ]; then
+    args=(--token "$rider_token" --card 1)
+    label="rider, card 1, at half its maximum"
+  else
+    args=(--token "$admin_token" --card-lo "$card_lo" --card-hi "$card_hi")
+    label="admin, random cards, at half the maximum"
+  fi
+  record "python3 bench/openloop.py --url $A --rate $rate --seconds $open_s --warmup 2 --connections 512 --bookings <run ids> ${args[0]} <token> ${args[*]:2}"
+  /usr/bin/python3 bench/openloop.py --url "$A" --rate "$rate" --seconds "$open_s" --warmup 2 --connections 512 \
+    --bookings "$runs_csv" "${args[@]}" >"$out/openloop-$who.txt" 2>&1 || { cat "$out/openloop-$who.txt" >&2; die "openloop failed"; }
+  drain "$A"
+  line=$(grep '^BENCH ' "$out/openloop-$who.txt" | tail -1 | sed 's/^BENCH //')
+  for kv in $line; do printf -v "o_${kv%%=*}" '%s' "${kv#*=}"; done
+  row '%-44s %8s %8.0f %8.2f %8.2f %8.2f %8.2f %8.2f  %s' "$label" "$o_rate" "$o_ok_per_s" "$o_p50_ms" "$o_p95_ms" "$o_p99_ms" \
+    "$o_max_ms" "$o_late_p99_ms" "$o_statuses"
+done
+say "  targets (open loop at half the maximum, random cards): p95 <= 50 ms, p99 <= 100 ms; latency counted from each request's"
+say "  scheduled send time (waiting for a free connection included); 'late p99': how late the client itself sent (its own CPU)"
+
+# Checks in SQL after the loads.
+all_runs="${pool_csv[admin]},${pool_csv[rider]},${pool_csv[open-admin]},${pool_csv[open-rider]}"
+in_runs="run_id IN ($all_runs)"
 read -r c1_bal c1_sum <<<"$(psql_q -F' ' -c "SELECT balance, (SELECT sum(amount) FROM card_ledger WHERE card_id = 1) FROM cards WHERE card_id = 1")"
-bad_cards=$(psql_q -c "SELECT count(*) FROM cards c LEFT JOIN (SELECT card_id, sum(amount) AS s FROM card_ledger GROUP BY card_id) l
-                       USING (card_id) WHERE c.balance <> coalesce(l.s, 0)")
 read -r min_free sold_out <<<"$(psql_q -F' ' -c "SELECT min(free), count(*) FILTER (WHERE free = 0) FROM (
   SELECT s.run_id, count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM rail_booking_seats b WHERE b.seat_id = s.seat_id AND b.active)) AS free
   FROM rail_seats s WHERE s.$in_runs AND s.class = 'standard' GROUP BY s.run_id) x")"
 read -r db_bookings db_card1 <<<"$(psql_q -F' ' -c "SELECT count(*), count(*) FILTER (WHERE card_id = 1) FROM rail_bookings WHERE $in_runs AND status = 'confirmed'")"
-bad_totals=$(psql_q -c "SELECT count(*) FROM rail_bookings b WHERE $in_runs AND total_amount <> (SELECT sum(s.price) FROM rail_booking_seats bs JOIN rail_seats s USING (seat_id) WHERE bs.booking_id = b.booking_id)")
-wrk_ok=$(( ${rail_warm_ok[rider]:-0} + ${rail_warm_ok[admin]:-0} +
-  $(grep -h '^BENCH ' "$out"/wrk-rail-*-c1000.txt | tr ' ' '\n' | sed -n 's/^ok=//p' | awk '{s += $1} END {print s + 0}') ))
-# wrk reads fewer 201s than were committed: it hangs up on the requests in
-# flight when a run ends, and the server finishes them (and its queue).
 server_201=$(( $(booked_201) - server_201_before ))
-say "  checks: seats in two active bookings: $double_seats; card 1 balance $c1_bal, sum(ledger) $c1_sum ($([ "$c1_bal" = "$c1_sum" ] && echo equal || echo DIFFERENT));"
-say "          cards whose balance <> sum(ledger): $bad_cards of all; bookings whose total <> sum(seat prices): $bad_totals"
-say "          confirmed bookings on the bench runs: $db_bookings ($db_card1 paid by card 1); standard seats left: min $min_free per run, $sold_out runs sold out"
-say "          = the server's 201s to POST /rail/bookings (/metrics): $server_201 ($([ "$db_bookings" = "$server_201" ] && echo equal || echo DIFFERENT)); wrk read $wrk_ok of them (warm-ups included)"
+say "  checks: $(invariants)"
+say "          card 1 balance $c1_bal, sum(ledger) $c1_sum ($([ "$c1_bal" = "$c1_sum" ] && echo equal || echo DIFFERENT)); standard seats left: min $min_free per run, $sold_out runs sold out"
+say "          confirmed bookings on the bench runs: $db_bookings ($db_card1 paid by card 1) = the server's 201s to POST /rail/bookings (/metrics): $server_201 ($([ "$db_bookings" = "$server_201" ] && echo equal || echo DIFFERENT))"
 say ""
 
 fi # rail
 
-# ---- 5. payments ------------------------------------------------------------------
+# ---- 6. payments ------------------------------------------------------------------
 if want payments; then
-note "5. payments"
+note "6. payments"
 pay_amount=20000
 # Deliveries per load: enough for 4,000 a second over a whole wrk run, so no
 # run sends one twice (wrapped > 0 in the detail line would say it did).
@@ -885,7 +1122,7 @@ PY
 # The data directory may hold the payments of earlier runs: count from here.
 read -r approved_before events_before <<<"$(psql_q -F' ' -c "SELECT (SELECT count(*) FROM payments WHERE status = 'approved'),
   (SELECT coalesce(max(delivery_id), 0) FROM payment_events)")"
-say "5. Payments at 50 connections, $pay_amount COP each: a point of sale's recharge against the provider's webhook, $pay_rounds rounds alternating"
+say "6. Payments at 50 connections, $pay_amount COP each: a point of sale's recharge against the provider's webhook, $pay_rounds rounds alternating"
 say "   POS: POST /cards/recharge {random scale card, $pay_amount} as the operator; webhook: POST /payments/webhook, a signed"
 say "   payment.approved of its own pending payment (random scale card) per request; replays: approvals of payments"
 say "   already approved (the same events, signed again, in random order)"
@@ -965,6 +1202,79 @@ say "  checks: payments approved by the runs $approved, credited deliveries reco
 say "          payments with more than one recharge: $double_credits; cards whose balance <> sum(ledger): $pay_bad_cards of all"
 say ""
 fi # payments
+
+# ---- 7. expiry -------------------------------------------------------------------
+# A near-cached read at 256 connections for BENCH_EXPIRY_SECONDS, beside
+# nginx: the near-cache entry expires every NEAR_CACHE_TTL_MS (1 s), and one
+# request in a while refreshes it from Redis while the others are served the
+# expired entry. Then seven analytics reads in turn, with Redis stopped
+# (SIGSTOP) for 600 ms every 4 s, on this instance (breaker and hedge as
+# configured) and on one with the earlier behaviour (REDIS_BREAKER_WINDOW_MS=0:
+# three failures in a row open the breaker; REDIS_HEDGE_MS=0: a read waits
+# the whole REDIS_TIMEOUT_MS), alternating.
+if want expiry; then
+note "7. expiry"
+tt=$V1/analytics/trips/total
+curl -sS -o /dev/null "$A$tt"
+body_size=$(curl -sS -o /dev/null -w '%{size_download}' "$A$tt")
+exp_nginx=""
+if [ -n "$have_nginx" ]; then
+  ngx=$run/nginx
+  mkdir -p "$ngx"
+  nginx_conf "$ngx" "$nginx_port" "    location / { return 200 '$(body "$body_size")'; }"
+  if nginx -t -q -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" 2>"$out/nginx-t.log"; then
+    nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" &
+    nginx_pid=$!
+    wait_http "$N/x" 15 "$nginx_pid" && exp_nginx=1
+  fi
+fi
+saved_duration=$duration
+duration=$expiry_s
+metric_of() { curl -sS "$1/metrics" | awk -v m="$2" '$1 == m {print $2 + 0}'; }
+say "7. A near-cached read at 256 connections for ${expiry_s} s (${expiry_s} expiries of its 1 s near-cache entry) beside nginx"
+row '%-48s %8s %8s %8s %8s %8s  %-22s  %s' "server" "req/s" "p50 ms" "p99 ms" "p99 x" "max ms" "statuses" "CPU over the run"
+if [ -n "$exp_nginx" ]; then
+  measure "expiry-nginx" 256 "$N$tt" "$lua/paths.lua" "$nginx_pid" tree
+  ng_p99=$m_p99
+  row '%-48s %8.0f %8.2f %8.2f %8s %8.2f  %-22s  %s' "nginx, $body_size B" "$m_rps" "$m_p50" "$m_p99" "1.00x" "$b_max_ms" "-" "$m_cpu"
+fi
+export BENCH_PATHS=$tt
+measure "expiry-transitd" 256 "$A$tt" "$lua/paths.lua" "$app_pid"
+row '%-48s %8.0f %8.2f %8.2f %8s %8.2f  %-22s  %s' "transitd GET $tt" "$m_rps" "$m_p50" "$m_p99" \
+  "$([ -n "$exp_nginx" ] && echo "$(ratio "$m_p99" "$ng_p99")x" || echo -)" "$b_max_ms" "$m_status" "$m_cpu"
+say "  target: p99 <= 2x nginx's"
+[ -n "$nginx_pid" ] && { stop_pid "$nginx_pid" nginx; nginx_pid=""; }
+
+# Starved Redis: the earlier behaviour on a second instance.
+b_log=$out/transitd-old-breaker.log
+app2_pid=$(start_app "$app2_port" "$b_log" REDIS_BREAKER_WINDOW_MS=0 REDIS_HEDGE_MS=0)
+wait_http "$B/readyz" 30 "$app2_pid" || { tail -20 "$b_log" >&2; die "transitd (earlier breaker) did not start on $B"; }
+export BENCH_PATHS="$V1/analytics/trips/total,$V1/analytics/trips/localities,$V1/analytics/revenue,$V1/analytics/revenue/localities,$V1/analytics/users/active,$V1/users/count,$V1/analytics/stations/1/top-destinations"
+for p in ${BENCH_PATHS//,/ }; do curl -sS -o /dev/null "$A$p"; curl -sS -o /dev/null "$B$p"; done
+say "7b. Seven analytics reads in turn at 256 connections for ${expiry_s} s, Redis stopped (SIGSTOP) 600 ms every 4 s"
+row '%-48s %8s %8s %8s %8s %8s %8s %8s  %s' "instance" "req/s" "p50 ms" "p99 ms" "max ms" "opened" "hedged" "r.fails" "statuses"
+record "starvation: during each 7b run, every 4 s: kill -STOP <redis pid>; sleep 0.6; kill -CONT <redis pid>"
+for inst in configured earlier configured earlier; do
+  if [ "$inst" = configured ]; then url=$A spid=$app_pid label="breaker 3 in 1 s, hedge 25 ms (configured)"
+  else url=$B spid=$app2_pid label="breaker 3 in a row, no hedge (earlier)"; fi
+  o0=$(metric_of "$url" transitd_redis_breaker_opened_total) h0=$(metric_of "$url" transitd_redis_hedged_total)
+  f0=$(metric_of "$url" transitd_redis_failures_total)
+  ( sleep "$warmup"; end=$(( $(date +%s) + duration )); while [ "$(date +%s)" -lt "$end" ]; do
+      sleep 4; kill -STOP "$redis_pid" 2>/dev/null; sleep 0.6; kill -CONT "$redis_pid" 2>/dev/null; done ) &
+  pauser=$!
+  measure "starved-$inst" 256 "$url" "$lua/paths.lua" "$spid"
+  wait "$pauser" 2>/dev/null || true
+  kill -CONT "$redis_pid" 2>/dev/null || true
+  row '%-48s %8.0f %8.2f %8.2f %8.2f %8s %8s %8s  %s' "$label" "$m_rps" "$m_p50" "$m_p99" "$b_max_ms" \
+    "$(( $(metric_of "$url" transitd_redis_breaker_opened_total) - o0 ))" "$(( $(metric_of "$url" transitd_redis_hedged_total) - h0 ))" \
+    "$(( $(metric_of "$url" transitd_redis_failures_total) - f0 ))" "$m_status"
+done
+unset BENCH_PATHS
+stop_pid "$app2_pid" "transitd (earlier breaker)"
+app2_pid=""
+duration=$saved_duration
+say ""
+fi # expiry
 
 # ---- report -------------------------------------------------------------------------
 

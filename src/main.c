@@ -299,6 +299,7 @@ static int cmd_serve(struct config *cfg)
 	cached_set_near_ttl((unsigned)cfg->near_cache_ttl_ms);
 	cache_configure(cfg);
 	cache_on_drop(owner_dropped);
+	redis_breaker_configure(cfg->redis_breaker_failures, cfg->redis_breaker_window_ms);
 	static const struct cache_listener revocations = {
 		session_load_revocations, revocation_set_current, session_apply_message, live_invalidated,
 	};

@@ -203,8 +203,12 @@ void metrics_get(struct request *req, struct worker *w)
 	      redis_breaker_state());
 	gauge(b, "transitd_uptime_seconds", "Seconds since start.", (double)(now_ns() - started_ns) / 1e9);
 	buf_addf(b, "# HELP transitd_redis_failures_total Redis calls that failed or timed out.\n"
-		    "# TYPE transitd_redis_failures_total counter\ntransitd_redis_failures_total %lu\n",
-		 redis_failures_total());
+		    "# TYPE transitd_redis_failures_total counter\ntransitd_redis_failures_total %lu\n"
+		    "# HELP transitd_redis_breaker_opened_total Times the Redis circuit breaker opened.\n"
+		    "# TYPE transitd_redis_breaker_opened_total counter\ntransitd_redis_breaker_opened_total %lu\n"
+		    "# HELP transitd_redis_hedged_total Cache reads that stopped waiting for a slow Redis (REDIS_HEDGE_MS).\n"
+		    "# TYPE transitd_redis_hedged_total counter\ntransitd_redis_hedged_total %lu\n",
+		 redis_failures_total(), redis_breaker_opened_total(), redis_hedged_total());
 	buf_adds(b, "# HELP transitd_cache_requests_total Cached reads by family and result.\n"
 		    "# TYPE transitd_cache_requests_total counter\n");
 	for (size_t i = 0; i < api_routes_count; i++) {

@@ -205,6 +205,15 @@ int config_load(struct config *c, char *err, size_t errlen)
 	if (env_int("REDIS_TIMEOUT_MS", 500, 1, 60000, &v, err, errlen))
 		return -1;
 	c->redis_timeout_ms = (int)v;
+	if (env_int("REDIS_BREAKER_FAILURES", 3, 1, 1000, &v, err, errlen))
+		return -1;
+	c->redis_breaker_failures = (int)v;
+	if (env_int("REDIS_BREAKER_WINDOW_MS", 1000, 0, 60000, &v, err, errlen))
+		return -1;
+	c->redis_breaker_window_ms = (int)v;
+	if (env_int("REDIS_HEDGE_MS", 25, 0, 60000, &v, err, errlen))
+		return -1;
+	c->redis_hedge_ms = (int)v;
 	if (env_int("SHUTDOWN_TIMEOUT", 30, 0, 3600, &v, err, errlen))
 		return -1;
 	c->shutdown_timeout_s = (int)v;

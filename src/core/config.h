@@ -39,6 +39,9 @@ struct config {
 	int db_connect_timeout_s;
 	int db_statement_timeout_ms;
 	int redis_timeout_ms;
+	int redis_breaker_failures;  /* failures in a row before the breaker may open */
+	int redis_breaker_window_ms; /* ...and for at least this long (0: the count alone) */
+	int redis_hedge_ms;          /* a cache read waits this long for Redis, then reads PostgreSQL (0: no hedge) */
 	int shutdown_timeout_s;
 	int shutdown_delay_ms;      /* after SIGTERM, /readyz is 503 this long before the listener closes */
 	int near_cache_ttl_ms;

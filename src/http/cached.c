@@ -26,10 +26,21 @@ unsigned near_ttl_ms(const struct cache_family *f)
 	return f->near ? (near_ms < family_ms ? near_ms : family_ms) : 0;
 }
 
-static redisReply *redis_get(struct request *req, struct worker *w)
+/* The cached value, waiting for Redis at most REDIS_HEDGE_MS: a read has
+ * PostgreSQL to go to, and a moment of a starved Redis should cost it that
+ * much, not REDIS_TIMEOUT_MS (*slow: Redis did not answer in time). */
+static redisReply *redis_get(struct request *req, struct worker *w, int *slow)
 {
-	if (req->cache_field)
+	int hedge = w->redis.cfg ? w->redis.cfg->redis_hedge_ms : 0;
+	*slow = 0;
+	if (req->cache_field) {
+		if (hedge)
+			return redis_command_within(&w->redis, &req->arena, hedge, slow, "HGET %s %s", req->cache_key,
+						    req->cache_field);
 		return redis_command(&w->redis, &req->arena, "HGET %s %s", req->cache_key, req->cache_field);
+	}
+	if (hedge)
+		return redis_command_within(&w->redis, &req->arena, hedge, slow, "GET %s", req->cache_key);
 	return redis_command(&w->redis, &req->arena, "GET %s", req->cache_key);
 }
 
@@ -218,14 +229,14 @@ static void flight_land(struct flight *f, int status, const struct buf *body)
 void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 {
 	struct cache_family *f = req->route->cache;
-	int redis_up = 0;
+	int redis_up = 0, slow = 0;
 	struct api_error err;
 	/* Before anything is read: a value read before an invalidation must not
 	 * land in the near-cache after it (nearcache.h). */
 	uint64_t gen = req->near_key ? nearcache_generation(req->near_key) : 0;
 
 	if (req->cache_key) {
-		redisReply *rep = redis_get(req, w);
+		redisReply *rep = redis_get(req, w, &slow);
 		redis_up = rep != NULL;
 		if (rep && rep->type == REDIS_REPLY_STRING) {
 			reply_json(req, 200, rep->str, rep->len);
@@ -281,8 +292,14 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 			lease_release(req, w, token);
 	} else {
 		req->res.x_cache = redis_up ? "MISS" : "BYPASS";
-		/* Without Redis (no lease) no invalidation can reach this instance: keep nothing. */
+		/* Without Redis (no lease) no invalidation can reach this instance: keep
+		 * nothing; but a Redis that is only slow still delivers them (the
+		 * subscription is live and heard from): the near-cache may keep the
+		 * value, which a later drop removes (the generation refuses it if
+		 * the drop came first). */
 		if (token && redis_fill(req, w, token, out) && req->near_key)
+			nearcache_put_since(req->near_key, out->ptr, out->len, near_ttl_ms(f), gen);
+		else if (slow && req->near_key && cache_invalidations_settled())
 			nearcache_put_since(req->near_key, out->ptr, out->len, near_ttl_ms(f), gen);
 	}
 	/* Landed after the caches are written, so no later miss finds neither. */

@@ -20,7 +20,11 @@ int ratelimit_check(struct request *req, struct redis *r, const char *policy, co
 	long window = (long)(now / RATE_WINDOW_S);
 	int reset = (int)(RATE_WINDOW_S - now % RATE_WINDOW_S);
 	const char *key = arena_printf(&req->arena, "%srl:%s:%s:%ld", cache_prefix(), policy, subject, window);
-	redisReply *rep = redis_command(r, &req->arena, "INCR %s", key);
+	/* Failing open, a starved Redis may hold a request no longer than a
+	 * cache read would wait for it (REDIS_HEDGE_MS). */
+	int slow, hedge = r->cfg && !fail_closed ? r->cfg->redis_hedge_ms : 0;
+	redisReply *rep = hedge ? redis_command_within(r, &req->arena, hedge, &slow, "INCR %s", key)
+				: redis_command(r, &req->arena, "INCR %s", key);
 	if (!rep || rep->type != REDIS_REPLY_INTEGER) {
 		if (!fail_closed)
 			return 0;

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/buf.h"
@@ -218,11 +219,24 @@ static int subscriber_running;
 /* What an I/O thread needs to know whether every invalidation that reached
  * this process has been applied (cache_invalidations_settled). */
 static struct {
-	int fd;         /* the subscription's socket, -1 without one */
-	int busy;       /* set before each read, cleared once all that was read is applied */
-	int current;    /* subscribed, and everything dropped since the last gap */
-	unsigned epoch; /* bumped when a subscription ends */
-} sub = { -1, 1, 0, 0 };
+	int fd;            /* the subscription's socket, -1 without one */
+	int busy;          /* set before each read, cleared once all that was read is applied */
+	int current;       /* subscribed, and everything dropped since the last gap */
+	unsigned epoch;    /* bumped when a subscription ends */
+	uint64_t heard_ms; /* when Redis last said anything on it (it is PINGed every HEARTBEAT_MS) */
+} sub = { -1, 1, 0, 0, 0 };
+
+/* A subscription that has not heard from Redis for SILENT_MS may be missing
+ * messages that Redis, starved or stuck, has not sent yet. */
+#define HEARTBEAT_MS 250
+#define SILENT_MS 1000
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 int cache_invalidations_settled(void)
 {
@@ -237,7 +251,8 @@ int cache_invalidations_settled(void)
 	if (poll(&p, 1, 0) != 0)
 		return 0;
 	return !__atomic_load_n(&sub.busy, __ATOMIC_SEQ_CST) && __atomic_load_n(&sub.epoch, __ATOMIC_SEQ_CST) == epoch &&
-	       __atomic_load_n(&sub.current, __ATOMIC_SEQ_CST);
+	       __atomic_load_n(&sub.current, __ATOMIC_SEQ_CST) &&
+	       mono_ms() - __atomic_load_n(&sub.heard_ms, __ATOMIC_RELAXED) < SILENT_MS;
 }
 
 static void handle(redisReply *rep)
@@ -259,6 +274,8 @@ static void handle(redisReply *rep)
  * partial message is left in hiredis's buffer. */
 static void listen_on(redisContext *c)
 {
+	uint64_t pinged = mono_ms();
+	__atomic_store_n(&sub.heard_ms, pinged, __ATOMIC_RELAXED);
 	__atomic_store_n(&sub.fd, c->fd, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&sub.current, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
@@ -273,8 +290,18 @@ static void listen_on(redisContext *c)
 			break;
 		if (c->reader->pos >= c->reader->len)
 			__atomic_store_n(&sub.busy, 0, __ATOMIC_SEQ_CST);
+		uint64_t now = mono_ms();
+		if (now - pinged >= HEARTBEAT_MS) {
+			int done = 0;
+			pinged = now;
+			if (redisAppendCommand(c, "PING") != REDIS_OK)
+				break;
+			while (!done)
+				if (redisBufferWrite(c, &done) != REDIS_OK)
+					goto out;
+		}
 		struct pollfd p = { c->fd, POLLIN, 0 };
-		int n = poll(&p, 1, 250);
+		int n = poll(&p, 1, HEARTBEAT_MS);
 		if (subscriber_stop)
 			break;
 		if (n == 0 || (n < 0 && errno == EINTR))
@@ -282,7 +309,9 @@ static void listen_on(redisContext *c)
 		__atomic_store_n(&sub.busy, 1, __ATOMIC_SEQ_CST);
 		if (n < 0 || redisBufferRead(c) != REDIS_OK)
 			break;
+		__atomic_store_n(&sub.heard_ms, mono_ms(), __ATOMIC_RELAXED);
 	}
+out:
 	__atomic_store_n(&sub.current, 0, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&sub.busy, 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&sub.epoch, 1, __ATOMIC_SEQ_CST);

@@ -5,7 +5,8 @@
  * breaker.
  *
  * The breaker opens after REDIS_BREAKER_FAILURES consecutive failures or
- * timeouts; while open, redis_command returns NULL at once so callers go to
+ * timeouts spanning at least REDIS_BREAKER_WINDOW_MS (redis_breaker_configure);
+ * while open, redis_command returns NULL at once so callers go to
  * PostgreSQL. After the cool-down one caller probes (half-open); success
  * closes it. Redis is never required for correctness: callers treat NULL as
  * "no cache".
@@ -21,6 +22,7 @@
 struct redis {
 	redisContext *ctx;
 	const struct config *cfg;
+	int owed; /* replies of commands redis_command_within stopped waiting for */
 };
 
 enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
@@ -35,6 +37,22 @@ void redis_close(struct redis *r);
  */
 redisReply *redis_command(struct redis *r, struct arena *a, const char *fmt, ...);
 redisReply *redis_commandv(struct redis *r, struct arena *a, int argc, const char **argv, const size_t *lens);
+
+/*
+ * A hedged command, for reads that have somewhere else to go: as
+ * redis_command, but waits at most wait_ms for the reply. When it does not
+ * come, returns NULL with *slow set: Redis is slow, not failed (the breaker
+ * does not count it); the command may still run, and its reply is read and
+ * dropped before the connection's next command (or the connection is
+ * replaced if it is still not there).
+ */
+redisReply *redis_command_within(struct redis *r, struct arena *a, int wait_ms, int *slow, const char *fmt, ...);
+
+/* The breaker's thresholds (REDIS_BREAKER_FAILURES, REDIS_BREAKER_WINDOW_MS). */
+void redis_breaker_configure(int failures, int window_ms);
+/* Times the breaker opened, and hedged calls that gave up waiting. */
+unsigned long redis_breaker_opened_total(void);
+unsigned long redis_hedged_total(void);
 
 /* Connects a fresh context (for subscribers and health checks); NULL on failure. */
 redisContext *redis_connect_raw(const struct config *cfg, int timeout_ms);

@@ -17,7 +17,7 @@ static const char *const vars[] = {
 	"REDIS_URL",   "AMQP_URL",	 "JWT_SECRET",		    "LOG_LEVEL",
 	"IO_THREADS",  "WORKERS",	 "DB_POOL_SIZE",	    "JOB_QUEUE_SIZE",
 	"MAX_BODY_BYTES", "CORS_ORIGINS", "CACHE_PREFIX",	    "DB_CONNECT_TIMEOUT",
-	"DB_STATEMENT_TIMEOUT_MS", "REDIS_TIMEOUT_MS", "SHUTDOWN_TIMEOUT", "NEAR_CACHE_TTL_MS",
+	"DB_STATEMENT_TIMEOUT_MS", "REDIS_TIMEOUT_MS", "REDIS_BREAKER_FAILURES", "REDIS_BREAKER_WINDOW_MS", "REDIS_HEDGE_MS", "SHUTDOWN_TIMEOUT", "NEAR_CACHE_TTL_MS",
 	"WEB_DIR",
 	/* Newer variables: unset too so the environment never leaks in. */
 	"ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "AUTH_FAIL_OPEN", "RATE_LIMIT_PER_MINUTE",
@@ -62,6 +62,9 @@ static void test_defaults(void **state)
 	assert_int_equal(c.db_connect_timeout_s, 2);
 	assert_int_equal(c.db_statement_timeout_ms, 5000);
 	assert_int_equal(c.redis_timeout_ms, 500);
+	assert_int_equal(c.redis_breaker_failures, 3);
+	assert_int_equal(c.redis_breaker_window_ms, 1000);
+	assert_int_equal(c.redis_hedge_ms, 25);
 	assert_int_equal(c.shutdown_timeout_s, 30);
 	assert_int_equal(c.near_cache_ttl_ms, 1000);
 	assert_string_equal(c.web_dir, "web");
@@ -202,6 +205,9 @@ static void test_bad_values_fail_naming_variable(void **state)
 	expect_bad("DB_CONNECT_TIMEOUT", "61");
 	expect_bad("DB_STATEMENT_TIMEOUT_MS", "9");
 	expect_bad("REDIS_TIMEOUT_MS", "0");
+	expect_bad("REDIS_BREAKER_FAILURES", "0");
+	expect_bad("REDIS_BREAKER_WINDOW_MS", "-1");
+	expect_bad("REDIS_HEDGE_MS", "x");
 	expect_bad("SHUTDOWN_TIMEOUT", "-1");
 	expect_bad("NEAR_CACHE_TTL_MS", "600001");
 	expect_bad("CACHE_PREFIX", "0123456789012345678901234567890123456789012345678901234567890123456789");
