@@ -58,6 +58,7 @@ struct config {
 	int max_connections_per_client; /* per client address; 0 = no cap */
 	int streams_max;            /* open event streams */
 	int streams_per_client;
+	int simulate_interval_ms;   /* `transitd simulate`: between steps */
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */
