@@ -9,6 +9,7 @@ packages=(
   libjwt-dev uuid-dev libcmocka-dev librabbitmq-dev
   postgresql redis-server rabbitmq-server
   python3-pytest python3-requests python3-psycopg2 python3-pika
+  chromium python3-websocket
   npm
 )
 case "${1:-}" in

@@ -325,8 +325,10 @@ static int cmd_serve(struct config *cfg)
 			;
 	}
 	log_msg(LOG_INFO, "signal %d: draining %d in-flight requests", sig, server_inflight());
-	server_stop(cfg->shutdown_timeout_s);
+	/* The live thread publishes into the I/O threads' queues: it stops
+	 * before server_stop frees them (the streams end with the drain). */
 	live_stop();
+	server_stop(cfg->shutdown_timeout_s);
 	async_stop();
 	replicas_stop();
 	cache_subscriber_stop();
