@@ -198,13 +198,17 @@ static int cmd_simulate(const struct config *cfg, int argc, char **argv)
 			log_msg(LOG_WARN, "simulator: %s", err.detail);
 			rc = 1;
 		} else if (res.skipped) {
-			log_msg(once ? LOG_INFO : LOG_DEBUG, "simulator: another simulator is stepping; skipped");
+			if (once)
+				printf("simulate: another simulator is stepping; skipped\n");
 			rc = 0;
 		} else {
 			invalidate_arrivals(&redis, &a, res.stations, with_lsn ? res.lsn : 0);
-			log_msg(once ? LOG_INFO : LOG_DEBUG,
-				"simulator: %ld arrivals passed, %ld added, %ld delayed, %ld arriving", res.passed,
-				res.added, res.delayed, res.arriving);
+			if (once)
+				printf("simulate: %ld arrivals passed, %ld added, %ld delayed, %ld arriving\n", res.passed,
+				       res.added, res.delayed, res.arriving);
+			else
+				log_msg(LOG_DEBUG, "simulator: %ld arrivals passed, %ld added, %ld delayed, %ld arriving",
+					res.passed, res.added, res.delayed, res.arriving);
 			rc = 0;
 		}
 		arena_release(&a);

@@ -35,15 +35,29 @@ static const struct sql_stmt stmts[] = {
 		" last AS (SELECT DISTINCT ON (route_id, station_id) route_id, station_id,"
 		"    estimated_arrival_time AS t, vehicle_id FROM arrivals"
 		"  ORDER BY route_id, station_id, estimated_arrival_time DESC),"
-		/* a stop with nothing predicted starts where the seed would have it */
-		" base AS (SELECT sv.*, f.ids, l.vehicle_id,"
-		"    coalesce(l.t, now() + make_interval(mins => ((sv.route_id * 5) % sv.headway + sv.seq * sv.run_min)"
-		"      % sv.headway - sv.headway)) AS t"
-		"  FROM served sv LEFT JOIN last l USING (route_id, station_id) LEFT JOIN fleet f USING (route_id)),"
-		/* the next vehicle of the fleet after the last one seen at this stop;
-		 * with none, the vehicle of the run that left the first stop then */
-		" due AS (SELECT b.*, greatest(0, floor(extract(epoch FROM now() - b.t) / (b.headway * 60)))::int AS skip,"
-		"    coalesce(array_position(b.ids, b.vehicle_id), 1 + (floor((extract(epoch FROM b.t) / 60"
+		/* the route's latest prediction: where its runs are */
+		" ref AS (SELECT DISTINCT ON (a.route_id) a.route_id, rs.stop_sequence::int AS seq,"
+		"    a.estimated_arrival_time AS t, a.vehicle_id FROM arrivals a"
+		"  JOIN route_stops rs ON rs.route_id = a.route_id AND rs.station_id = a.station_id"
+		"  ORDER BY a.route_id, a.estimated_arrival_time DESC),"
+		/* t, vpos: the last run seen at this stop and its vehicle's place in the
+		 * fleet. A stop with nothing predicted takes the run of the route's latest
+		 * prediction, moved along by the stops between (one headway back, so that
+		 * k = 1 is that run); a route with none starts from the seed's timetable. */
+		" base AS (SELECT sv.*, f.ids, l.t IS NULL AS fresh,"
+		"    CASE WHEN l.t IS NOT NULL THEN l.t"
+		"      WHEN ref.t IS NOT NULL THEN ref.t + make_interval(mins => (sv.seq - ref.seq) * sv.run_min - sv.headway)"
+		"      ELSE now() + make_interval(mins => ((sv.route_id * 5) % sv.headway + sv.seq * sv.run_min)"
+		"        % sv.headway - sv.headway) END AS t,"
+		"    CASE WHEN l.t IS NOT NULL THEN array_position(f.ids, l.vehicle_id)"
+		"      ELSE array_position(f.ids, ref.vehicle_id) - 1 END AS vpos"
+		"  FROM served sv LEFT JOIN last l USING (route_id, station_id) LEFT JOIN ref USING (route_id)"
+		"  LEFT JOIN fleet f USING (route_id)),"
+		/* runs already behind a known one are not predicted again (k >= 1) */
+		" due AS (SELECT b.route_id, b.station_id, b.headway, b.ids, b.t,"
+		"    CASE WHEN b.fresh THEN floor(extract(epoch FROM now() - b.t) / (b.headway * 60))"
+		"      ELSE greatest(0, floor(extract(epoch FROM now() - b.t) / (b.headway * 60))) END::int AS skip,"
+		"    coalesce(b.vpos, 1 + (floor((extract(epoch FROM b.t) / 60"
 		"      - b.seq * b.run_min) / b.headway))::bigint % cardinality(b.ids))::int AS vpos"
 		"  FROM base b),"
 		" added AS (INSERT INTO arrivals (station_id, route_id, vehicle_id, estimated_arrival_time, status)"

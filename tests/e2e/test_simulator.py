@@ -17,7 +17,7 @@ STATION = 12
 
 def step():
     r = run_cli("simulate", "--once")
-    assert "arrivals passed" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert r.stdout.startswith("simulate: ") and "arrivals passed" in r.stdout, r.stdout + r.stderr
     return r
 
 
