@@ -11,15 +11,18 @@ function width(el) {
 
 /**
  * A time-series chart in el: xs are seconds since the epoch, series is
- * [{label, values, bars?, scale?}]. Returns {update(xs, series), destroy()}.
+ * [{label, values, bars?, scale?, format?}], pad: seconds of room at both
+ * ends. Returns {update(xs, series), destroy()}.
  */
-export function timeChart(el, { title, series, xs, height = 220, axes = [] }) {
+export function timeChart(el, { title, series, xs, height = 220, axes = [], pad = 0 }) {
   const opts = {
     title,
     width: width(el),
     height,
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true } },
+    // One point has no extent: show the minute before it rather than years around it.
+    // pad: room at both ends (half a bar).
+    scales: { x: { time: true, range: (u, min, max) => [min - pad, max + pad] } },
     series: [{}, ...series.map((s, i) => ({
       label: s.label,
       stroke: COLORS[i % COLORS.length],

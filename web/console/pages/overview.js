@@ -87,7 +87,6 @@ export function mount(root, { api }) {
       } },
     ], rows, ["All localities", value("span", sum("total_trips"), num(sum("total_trips"))), num(sum("completed_trips")),
       num(sum("active_trips")), cop(sum("total_revenue")), ""]));
-    localities.querySelectorAll("td:last-child").forEach((td) => td.classList.add("barcell"));
   }
 
   function renderTrends(days) {
@@ -97,8 +96,8 @@ export function mount(root, { api }) {
     const revenueSeries = [{ label: "Revenue", values: days.map((d) => d.total_revenue), bars: true, format: cop }];
     if (!charts.length) {
       charts = [
-        timeChart(trips, { xs, series: tripSeries, axes: [{ label: "trips", format: num }] }),
-        timeChart(revenue, { xs, series: revenueSeries, axes: [{ label: "COP", format: (v) => num(v) }] }),
+        timeChart(trips, { xs, series: tripSeries, axes: [{ label: "trips", format: num }], pad: 43200 }),
+        timeChart(revenue, { xs, series: revenueSeries, axes: [{ label: "COP", format: (v) => num(v) }], pad: 43200 }),
       ];
     } else {
       charts[0].update(xs, tripSeries);

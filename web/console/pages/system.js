@@ -15,7 +15,7 @@ const pct = (x) => (x === null || x === undefined ? "—" : (100 * x).toFixed(1)
 export function mount(root, { api, me }) {
   const isAdmin = me.role === "admin";
   const tiles = h("div.grid", { "aria-live": "polite" });
-  const rateChart = h("div.chart", h("p.empty", "The chart starts with the second sample."));
+  const rateChart = h("div.chart", h("p.empty", "The chart starts once two intervals have been measured (10 s)."));
   const routes = h("div");
   const cache = h("div");
   const queue = h("div");
@@ -119,6 +119,7 @@ export function mount(root, { api, me }) {
       { label: "req/s", values: rates, format: (v) => v.toFixed(2) },
       { label: "p95 ms (weighted)", values: p95s, scale: "ms", format: (v) => v.toFixed(1) },
     ];
+    if (xs.length < 2) return; // a line needs two points
     if (!chart) {
       clear(rateChart);
       chart = timeChart(rateChart, { xs, series, axes: [{ label: "req/s" }, { label: "ms", scale: "ms" }] });
