@@ -19,7 +19,7 @@ EMBED    := $(wildcard db/migrations/*.sql db/seed/*.sql) docs/openapi.json
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan web unit test run cluster test-cluster bench bench-app bench-cluster clean
+.PHONY: all asan web unit test run cluster test-cluster image test-image bench bench-app bench-cluster clean
 
 all: build/transitd web
 
@@ -78,6 +78,13 @@ cluster:
 
 test-cluster:
 	@bash scripts/test-cluster.sh
+
+# The container image (podman, a locally built debian:12 base; deploy/README.md).
+image:
+	@bash scripts/image.sh
+
+test-image:
+	@bash scripts/test-image.sh
 
 bench:
 	@bash bench/run.sh

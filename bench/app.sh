@@ -11,6 +11,10 @@
 #   4. rail       bookings/s with 1,000 clients on runs that do not sell out,
 #                 the rider paying from card 1 (and, as an extra, an admin
 #                 paying from random cards), then money and seat checks in SQL
+#   5. payments   the provider's webhook at 50 connections: signed approvals
+#                 each crediting its own payment (deliveries/s, p99), against
+#                 point-of-sale recharges of the same amount; then the same
+#                 deliveries again (replays: no effect); money checks in SQL
 # Every wrk run: 2 s warm-up, then BENCH_DURATION s measured with --latency;
 # before the measured run and after it the script waits until transitd has
 # no request left in flight (wrk hangs up on its requests in flight, but the
@@ -26,11 +30,16 @@
 #                    built from the same db/migrations and db/seed files)
 #   BENCH_RAIL_RUNS  rail runs per booking load (default: 180 standard seats a
 #                    run for 2,500 bookings/s over warm-up + measured run, >= 50)
+#   BENCH_PAY_ROUNDS rounds of (point of sale, webhook) in 5, alternating (3)
+#   BENCH_APP_SECTIONS  which sections to run (default: all), e.g. "payments";
+#                    auth and analytics share an instance and run together
+#   BENCH_PG_PORT, BENCH_REDIS_PORT, BENCH_APP_PORT, BENCH_APP2_PORT,
+#   BENCH_NGINX_PORT  ports, to run beside another benchmark
 #   WORKERS, IO_THREADS, DB_POOL_SIZE are passed to transitd when set.
 #
-# Ports (below the ephemeral range): PostgreSQL 27432, Redis 27379, transitd
-# 27100 and a second instance 27101, nginx 27102. Everything lives under
-# .run/bench-app/; what this script starts it stops again on exit, by PID.
+# Ports (below the ephemeral range) by default: PostgreSQL 27432, Redis 27379,
+# transitd 27100 and a second instance 27101, nginx 27102. Everything lives
+# under .run/bench-app/; what this script starts it stops again on exit, by PID.
 # The summary goes to stdout and .run/bench-app/last.txt; raw outputs (wrk,
 # pgbench, top snapshots, server logs) to .run/bench-app/out/.
 set -euo pipefail
@@ -40,11 +49,11 @@ root=$PWD
 duration=${BENCH_DURATION:-8}
 warmup=2
 threads=2
-pg_port=27432
-redis_port=27379
-app_port=27100
-app2_port=27101
-nginx_port=27102
+pg_port=${BENCH_PG_PORT:-27432}
+redis_port=${BENCH_REDIS_PORT:-27379}
+app_port=${BENCH_APP_PORT:-27100}
+app2_port=${BENCH_APP2_PORT:-27101}
+nginx_port=${BENCH_NGINX_PORT:-27102}
 scale=100000
 run=$root/.run/bench-app
 out=$run/out
@@ -58,6 +67,11 @@ die() { echo "bench-app: $*" >&2; exit 1; }
 note() { echo "bench-app: $*" >&2; }
 
 [[ $duration =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a whole number of seconds (got '$duration')"
+sections=" ${BENCH_APP_SECTIONS:-trips auth analytics rail payments} "
+for s_ in $sections; do
+  case $s_ in trips | auth | analytics | rail | payments) ;; *) die "unknown section '$s_' in BENCH_APP_SECTIONS" ;; esac
+done
+want() { [[ $sections == *" $1 "* ]]; }
 # Rail runs per booking load: enough standard seats (180 a run) for 2,500
 # bookings/s, above the 2,000 target, over warm-up and measured run, so that
 # no run sells out; at least the 50 of the brief.
@@ -185,8 +199,9 @@ measure() {
   case $base in "$A" | "$B") drain "$base"; m_drain_warm=$drain_s ;; esac
   [ -n "${after_warmup:-}" ] && $after_warmup
   local envs
-  envs=$(env | grep '^BENCH_' | grep -Ev '^BENCH_(DURATION|APP_FRESH|RAIL_RUNS)=' | sort |
-         sed -E 's/^(BENCH_TOKEN)=.*/\1=<token>/; s/^(BENCH_RUNS)=.*/\1=<run ids>/' | tr '\n' ' ' || true)
+  envs=$(env | grep '^BENCH_' | grep -Ev '^BENCH_(DURATION|APP_FRESH|RAIL_RUNS|APP_SECTIONS|PAY_ROUNDS|[A-Z0-9]+_PORT)=' | sort |
+         sed -E 's/^(BENCH_TOKEN)=.*/\1=<token>/; s/^(BENCH_RUNS)=.*/\1=<run ids>/;
+                 s|^(BENCH_DELIVERIES)=.*/|\1=out/|' | tr '\n' ' ' || true)
   record "${envs}wrk ${wrkargs[*]} -d${duration}s --latency $url    # $label; after a ${warmup}s warm-up"
 
   local is_app="" s0="$m_out.st0" s1="$m_out.st1" l0=0 k0=0 log
@@ -324,7 +339,8 @@ redis_pid=$(cat "$run/redis/redis.pid")
 export DATABASE_URL="postgresql://transitd@127.0.0.1:$pg_port/transitd"
 export REDIS_URL="redis://127.0.0.1:$redis_port"
 JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
-export JWT_SECRET BIND=127.0.0.1 LOG_LEVEL=warn RATE_LIMIT_PER_MINUTE=0 \
+PAYMENT_WEBHOOK_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
+export JWT_SECRET PAYMENT_WEBHOOK_SECRET BIND=127.0.0.1 LOG_LEVEL=warn RATE_LIMIT_PER_MINUTE=0 \
   LOGIN_RATE_PER_ADDRESS=100000 LOGIN_RATE_PER_EMAIL=100000 ACCESS_TOKEN_TTL=86400
 
 build/transitd migrate >"$out/migrate.log" 2>&1 || { cat "$out/migrate.log" >&2; die "transitd migrate failed"; }
@@ -397,6 +413,7 @@ say() { summary+=("$*"); }
 row() { summary+=("$(printf "$@")"); }
 
 # ---- 1. trips ------------------------------------------------------------------
+if want trips; then
 
 # Trips left open when a wrk run stops (in flight or queued) are closed in SQL,
 # so no card starts the next run with a trip in progress.
@@ -506,8 +523,11 @@ for c in 50 256; do
     "$(awk -v a="${pairs[$c]}" -v b="${pg_tps[same]}" 'BEGIN {print a / b}')"
 done
 say ""
+fi # trips
 
 # ---- 2. auth cost --------------------------------------------------------------
+# (2 and 3 run together: the near-cache-off instance of 2 is 3a's cold one.)
+if want auth || want analytics; then
 
 note "2. auth"
 # A second instance with the near-cache off (NEAR_CACHE_TTL_MS=0) serves the
@@ -724,8 +744,10 @@ b_logs=$(log_lines "$out/transitd-b.log")
 stop_pid "$app2_pid" "transitd B"
 app2_pid=""
 say ""
+fi # auth, analytics
 
 # ---- 4. rail ----------------------------------------------------------------------
+if want rail; then
 
 # Runs of train 1 (40 first + 180 standard seats) between rail stations 202
 # and 209, three days from today in Bogotá (tomorrow + 2 days), departing
@@ -818,6 +840,132 @@ say "          confirmed bookings on the bench runs: $db_bookings ($db_card1 pai
 say "          = the server's 201s to POST /rail/bookings (/metrics): $server_201 ($([ "$db_bookings" = "$server_201" ] && echo equal || echo DIFFERENT)); wrk read $wrk_ok of them (warm-ups included)"
 say ""
 
+fi # rail
+
+# ---- 5. payments ------------------------------------------------------------------
+if want payments; then
+note "5. payments"
+pay_amount=20000
+# Deliveries per load: enough for 4,000 a second over a whole wrk run, so no
+# run sends one twice (wrapped > 0 in the detail line would say it did).
+pay_n=$(( 4000 * (warmup + duration) ))
+pay_rounds=${BENCH_PAY_ROUNDS:-3}
+[[ $pay_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAY_ROUNDS must be a positive number"
+# make_deliveries NAME [replay]: pay_n pending payments of random scale cards,
+# written in SQL as POST /payments/topups leaves them, and a file of their
+# signed approvals, one per line: "<Payment-Signature>\t<body>". With replay:
+# the same events of the payments the earlier runs approved, signed again.
+# Prints the file.
+make_deliveries() {
+  local file=$out/deliveries-$1.txt
+  if [ "${2:-}" = replay ]; then
+    psql_q -c "SELECT payment_id FROM payments WHERE status = 'approved' AND provider_reference LIKE 'bench\_%'
+               ORDER BY random()" >"$file.ids" || die "could not list the approved payments"
+  else
+    psql_q -c "INSERT INTO payments (payment_id, card_id, amount, provider, checkout_url, expires_at)
+               SELECT id, $card_lo + (random() * ($card_hi - $card_lo))::bigint, $pay_amount, 'sandbox',
+                      '/checkout/' || id, now() + interval '1 hour'
+               FROM (SELECT nextval(pg_get_serial_sequence('payments', 'payment_id')) AS id
+                     FROM generate_series(1, $pay_n)) s
+               RETURNING payment_id" >"$file.ids" || die "could not create $pay_n payments"
+  fi
+  python3 - "$file.ids" "$pay_amount" >"$file" <<'PY' || die "could not sign the deliveries"
+import hashlib, hmac, json, os, sys, time
+key = os.environ["PAYMENT_WEBHOOK_SECRET"].encode()
+t, amount = str(int(time.time())), int(sys.argv[2])
+for line in open(sys.argv[1]):
+    pid = int(line)
+    body = json.dumps({"event_id": "evt_bench_%d" % pid, "type": "payment.approved", "payment_id": pid,
+                       "amount": amount, "provider_reference": "bench_%d" % pid}, separators=(",", ":"))
+    mac = hmac.new(key, (t + "." + body).encode(), hashlib.sha256).hexdigest()
+    print("t=%s,v1=%s\t%s" % (t, mac, body))
+PY
+  echo "$file"
+}
+# The data directory may hold the payments of earlier runs: count from here.
+read -r approved_before events_before <<<"$(psql_q -F' ' -c "SELECT (SELECT count(*) FROM payments WHERE status = 'approved'),
+  (SELECT coalesce(max(delivery_id), 0) FROM payment_events)")"
+say "5. Payments at 50 connections, $pay_amount COP each: a point of sale's recharge against the provider's webhook, $pay_rounds rounds alternating"
+say "   POS: POST /cards/recharge {random scale card, $pay_amount} as the operator; webhook: POST /payments/webhook, a signed"
+say "   payment.approved of its own pending payment (random scale card) per request; replays: approvals of payments"
+say "   already approved (the same events, signed again, in random order)"
+row '%-40s %9s %8s %8s %8s %8s %8s  %-28s %9s  %s' "request" "ok/s" "req/s" "p50 ms" "p95 ms" "p99 ms" "non-2xx" "statuses" "srv us/rq" "CPU over the run"
+# The machine is shared: the point of sale and the webhook alternate,
+# pay_rounds times each, so that both meet the same neighbours; medians.
+declare -A pay_rps pay_p99 pay_us
+export BENCH_THREADS=$threads
+steps=()
+for ((r = 1; r <= pay_rounds; r++)); do steps+=("pos $r" "webhook $r"); done
+steps+=("replay 1")
+for step in "${steps[@]}"; do
+  read -r what round <<<"$step"
+  case $what in
+    pos)
+      export BENCH_TOKEN=$operator_token BENCH_CARD_LO=$card_lo BENCH_CARD_HI=$card_hi BENCH_AMOUNT=$pay_amount
+      unset BENCH_DELIVERIES
+      after_warmup=""
+      label="POST /cards/recharge (point of sale)" script=$lua/recharge.lua ;;
+    webhook)
+      unset BENCH_TOKEN BENCH_CARD_LO BENCH_CARD_HI BENCH_AMOUNT
+      warm_file=$(make_deliveries "warmup-$round")
+      run_file=$(make_deliveries "measured-$round")
+      export BENCH_DELIVERIES=$warm_file
+      use_measured_deliveries() { export BENCH_DELIVERIES=$run_file; }
+      after_warmup=use_measured_deliveries
+      label="POST /payments/webhook (credits)" script=$lua/webhook.lua ;;
+    replay)
+      # Only deliveries already applied: a replay that credited would be a first delivery.
+      export BENCH_DELIVERIES=$(make_deliveries replay replay)
+      after_warmup=""
+      label="POST /payments/webhook (replays)" script=$lua/webhook.lua ;;
+  esac
+  measure "payments-$what-$round" 50 "$A" "$script" "$app_pid"
+  pay_rps[$what,$round]=$b_ok_per_s pay_p99[$what,$round]=$m_p99 pay_us[$what,$round]=$m_app_us
+  row '%-40s %9.0f %8.0f %8.2f %8.2f %8.2f %8s  %-28s %9s  %s' "$label${round:+ #$round}" "$b_ok_per_s" "$m_rps" "$m_p50" \
+    "$m_p95" "$m_p99" "$m_non2xx" "$m_status" "$m_app_us" "$m_cpu"
+  if [ "$what" = pos ]; then
+    row '       201 %d, other 4xx %d, 5xx %d, socket errors %d; server warn+ log lines %d (+%d client-closed); Redis commands/request %s' \
+      "$b_ok" "$b_s4xx" "$b_s5xx" "$m_sock" "$m_logs" "$m_closed" "$m_redis_rq"
+  else
+    row '       credited %d (%.0f/s), no-effect %d, other 200 %d, 401 %d, other 4xx %d, 5xx %d, socket errors %d, wrapped %d; warn+ log lines %d (+%d client-closed); Redis commands/request %s' \
+      "$b_credited" "$b_credited_per_s" "$b_no_effect" "$b_other200" "$b_s401" "$b_s4xx" "$b_s5xx" "$m_sock" "$b_wrapped" \
+      "$m_logs" "$m_closed" "$m_redis_rq"
+  fi
+done
+after_warmup=""
+unset BENCH_TOKEN BENCH_CARD_LO BENCH_CARD_HI BENCH_AMOUNT BENCH_DELIVERIES BENCH_THREADS
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# pay_median KIND WHAT: the median over the rounds of pay_KIND[WHAT,round].
+pay_median() {
+  local -n arr=pay_$1
+  local r vals=()
+  for ((r = 1; r <= pay_rounds; r++)); do vals+=("${arr[$2,$r]}"); done
+  median "${vals[@]}"
+}
+for what in pos webhook; do
+  printf -v "med_rps_$what" '%s' "$(pay_median rps $what)"
+  printf -v "med_p99_$what" '%s' "$(pay_median p99 $what)"
+  printf -v "med_us_$what" '%s' "$(pay_median us $what)"
+done
+row '  medians of %d rounds: point of sale %.0f/s, p99 %.2f ms, %s us server CPU/request; webhook credits %.0f/s, p99 %.2f ms, %s us' \
+  "$pay_rounds" "$med_rps_pos" "$med_p99_pos" "$med_us_pos" "$med_rps_webhook" "$med_p99_webhook" "$med_us_webhook"
+row '  webhook credit / point of sale: %.2fx the throughput, %.2fx the p99' \
+  "$(awk -v a="$med_rps_webhook" -v b="$med_rps_pos" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$med_p99_webhook" -v b="$med_p99_pos" 'BEGIN {print a / b}')"
+# Checks in SQL after the load.
+read -r approved credited_events paid_recharges double_credits <<<"$(psql_q -F' ' -c "SELECT
+  (SELECT count(*) FROM payments WHERE status = 'approved') - $approved_before,
+  (SELECT count(*) FROM payment_events WHERE outcome = 'credited' AND delivery_id > $events_before),
+  (SELECT count(*) FROM recharges r JOIN payments p USING (payment_id) WHERE p.recharge_id = r.recharge_id
+     AND r.amount = p.amount AND r.card_id = p.card_id AND p.status = 'approved') - $approved_before,
+  (SELECT count(*) FROM (SELECT payment_id FROM recharges WHERE payment_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1) x)")"
+pay_bad_cards=$(psql_q -c "SELECT count(*) FROM cards c LEFT JOIN (SELECT card_id, sum(amount) AS s FROM card_ledger GROUP BY card_id) l
+                           USING (card_id) WHERE c.balance <> coalesce(l.s, 0)")
+say "  checks: payments approved by the runs $approved, credited deliveries recorded $credited_events, their recharges (same card, amount) $paid_recharges;"
+say "          payments with more than one recharge: $double_credits; cards whose balance <> sum(ledger): $pay_bad_cards of all"
+say ""
+fi # payments
+
 # ---- report -------------------------------------------------------------------------
 
 app_rss=$(awk '/^VmRSS/ {print $2 " " $3}' "/proc/$app_pid/status" 2>/dev/null || echo "?")
@@ -825,6 +973,7 @@ alive="yes"
 kill -0 "$app_pid" 2>/dev/null || alive="NO"
 a_logs=$(log_lines "$out/transitd-a.log")
 cold_logs=$(log_lines "$out/transitd-cold.log")
+b_logs=${b_logs:-0} # set by 3d, when it ran
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {

@@ -127,6 +127,8 @@ export DATABASE_URL="postgresql://transitd@127.0.0.1:$pg_port/transitd"
 export REDIS_URL="redis://127.0.0.1:$redis_port"
 export JWT_SECRET
 JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
+export PAYMENT_WEBHOOK_SECRET
+PAYMENT_WEBHOOK_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
 # Every client here is 127.0.0.1: the per-address cap would stop at 1,024.
 export PORT=$app_port BIND=127.0.0.1 LOG_LEVEL=warn MAX_CONNECTIONS_PER_CLIENT=0
 

@@ -15,6 +15,9 @@ packages=(
 case "${1:-}" in
 --bench) packages+=(wrk nginx-light postgresql-contrib haproxy) ;;
 --cluster) packages+=(haproxy curl) ;;
+# make image / make test-image: rootful podman on runc (crun refuses this
+# VM's cgroups), and debootstrap for the locally built debian:12 base image.
+--image) packages+=(podman runc debootstrap debian-archive-keyring python3-yaml) ;;
 esac
 
 missing=()

@@ -42,7 +42,7 @@ instance_start() {
   (
     # shellcheck disable=SC1091
     source "$dir/env"
-    export DATABASE_URL REDIS_URL JWT_SECRET AMQP_URL
+    export DATABASE_URL REDIS_URL JWT_SECRET AMQP_URL PAYMENT_WEBHOOK_SECRET
     export DATABASE_REPLICA_URLS="postgresql://transitd@127.0.0.1:$replica_port/transitd"
     export PORT=$port BIND=127.0.0.1
     # HAProxy's health checks see a draining instance before it closes.
@@ -116,21 +116,24 @@ up() {
   pg_replica_start "$dir/pg-replica" "$replica_port" "$pg_port" transitd_replica
   redis_start "$dir/redis" "$redis_port"
   rabbitmq_start "$dir/rabbitmq" "$rabbitmq_port"
-  if [ ! -f "$dir/jwt_secret" ]; then
-    (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48 >"$dir/jwt_secret")
-  fi
+  local secret
+  for secret in jwt_secret payment_webhook_secret; do
+    [ -f "$dir/$secret" ] ||
+      (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48 >"$dir/$secret")
+  done
   (umask 077 && cat >"$dir/env" <<ENV
 DATABASE_URL='postgresql://transitd@127.0.0.1:$pg_port/transitd'
 DATABASE_REPLICA_URLS='postgresql://transitd@127.0.0.1:$replica_port/transitd'
 REDIS_URL='redis://127.0.0.1:$redis_port'
 AMQP_URL='$(rabbitmq_url "$dir/rabbitmq" "$rabbitmq_port")'
 JWT_SECRET='$(cat "$dir/jwt_secret")'
+PAYMENT_WEBHOOK_SECRET='$(cat "$dir/payment_webhook_secret")'
 PORT='$front'
 ENV
   )
   (
     source "$dir/env"
-    export DATABASE_URL REDIS_URL JWT_SECRET
+    export DATABASE_URL REDIS_URL JWT_SECRET PAYMENT_WEBHOOK_SECRET
     build/transitd migrate >"$dir/migrate.log" 2>&1 && build/transitd seed --demo >>"$dir/migrate.log" 2>&1
   ) || { cat "$dir/migrate.log" >&2; return 1; }
   instance_start 1

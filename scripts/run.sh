@@ -56,12 +56,24 @@ if [ -z "${JWT_SECRET:-}" ]; then
   fi
   export JWT_SECRET
 fi
+if [ -z "${PAYMENT_WEBHOOK_SECRET:-}" ]; then
+  # The key the payment provider signs its webhook with (the sandbox provider
+  # is transitd itself); kept like the JWT secret.
+  if [ -f .run/payment_webhook_secret ]; then
+    PAYMENT_WEBHOOK_SECRET=$(cat .run/payment_webhook_secret)
+  else
+    PAYMENT_WEBHOOK_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
+    (umask 077 && echo "$PAYMENT_WEBHOOK_SECRET" >.run/payment_webhook_secret)
+  fi
+  export PAYMENT_WEBHOOK_SECRET
+fi
 export PORT="${PORT:-8000}"
 (umask 077 && cat >.run/env <<ENV
 DATABASE_URL='$DATABASE_URL'
 REDIS_URL='$REDIS_URL'
 AMQP_URL='$AMQP_URL'
 JWT_SECRET='$JWT_SECRET'
+PAYMENT_WEBHOOK_SECRET='$PAYMENT_WEBHOOK_SECRET'
 PORT='$PORT'
 ENV
 )
@@ -73,6 +85,7 @@ cat <<MSG
 
   transitd is starting on http://127.0.0.1:$PORT
     console     http://127.0.0.1:$PORT/   (sign in as admin@transitd.local / admin-change-me)
+    payments    sandbox checkout at http://127.0.0.1:$PORT/checkout/<payment_id> (POST /api/v1/payments/topups)
     API docs    http://127.0.0.1:$PORT/docs
     health      http://127.0.0.1:$PORT/health
     metrics     http://127.0.0.1:$PORT/metrics

@@ -35,6 +35,16 @@ export REDIS_URL="redis://127.0.0.1:$TEST_REDIS_PORT"
 export AMQP_URL
 AMQP_URL=$(rabbitmq_url "$TEST_RABBITMQ_DIR" "$TEST_RABBITMQ_PORT")
 export JWT_SECRET="test-secret-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+# The webhook key; the payment tests sign provider events with it.
+export PAYMENT_WEBHOOK_SECRET="test-webhook-$(head -c 33 /dev/urandom | base64 | tr -d '/+=')"
+mkdir -p "$TEST_RUN_DIR"
+(umask 077 && cat >"$TEST_RUN_DIR/env" <<ENV
+DATABASE_URL='$DATABASE_URL'
+REDIS_URL='$REDIS_URL'
+JWT_SECRET='$JWT_SECRET'
+PAYMENT_WEBHOOK_SECRET='$PAYMENT_WEBHOOK_SECRET'
+ENV
+)
 
 echo "== unit tests"
 make -s unit

@@ -28,6 +28,7 @@
 #include "domain/analytics.h"
 #include "domain/cards.h"
 #include "domain/network.h"
+#include "domain/payments.h"
 #include "http/cached.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -50,13 +51,15 @@ static const char usage[] =
 	"  seed --scale N   add a benchmark dataset: N users, 1.2 N cards, 3 N recharges\n"
 	"  simulate [--once] move the demo's vehicles: arrivals pass, fall behind, are added\n"
 	"                   (every SIMULATE_INTERVAL_MS, 5000; --once: one step)\n"
+	"  payments expire  mark pending payments past their expiry as expired\n"
 	"  routes           print the route table\n"
 	"  --version        print the version\n"
 	"  --help           print this help\n"
 	"\n"
 	"Configuration comes from the environment; see README.md. The main variables:\n"
 	"  DATABASE_URL  REDIS_URL  PORT (8000)  BIND (127.0.0.1)  WORKERS  IO_THREADS\n"
-	"  LOG_LEVEL  MAX_BODY_BYTES  CORS_ORIGINS  CACHE_PREFIX  JWT_SECRET  AMQP_URL\n";
+	"  LOG_LEVEL  MAX_BODY_BYTES  CORS_ORIGINS  CACHE_PREFIX  JWT_SECRET  AMQP_URL\n"
+	"  PAYMENT_PROVIDER (sandbox)  PAYMENT_WEBHOOK_SECRET  PAYMENT_TTL (1800)\n";
 
 static void register_statements(const struct config *cfg)
 {
@@ -70,6 +73,7 @@ static void register_statements(const struct config *cfg)
 	rail_register();
 	async_register();
 	simulator_register();
+	payments_register();
 }
 
 static int need_database(const struct config *cfg)
@@ -223,6 +227,32 @@ static int cmd_simulate(const struct config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* `payments expire`: for cron (deploy/k8s/payments-expire-cronjob.yaml).
+ * Readers already see a stale pending payment as expired; this writes it. */
+static int cmd_payments(const struct config *cfg, int argc, char **argv)
+{
+	if (argc != 3 || strcmp(argv[2], "expire")) {
+		fprintf(stderr, "usage: transitd payments expire\n");
+		return EXIT_CONFIG;
+	}
+	if (need_database(cfg))
+		return EXIT_CONFIG;
+	struct pg pg;
+	struct arena a;
+	struct api_error err;
+	int64_t n = 0;
+	pg_init(&pg, cfg->database_url, cfg, 1);
+	arena_init(&a);
+	int rc = payments_expire(&pg, &a, &n, &err);
+	if (rc)
+		fprintf(stderr, "transitd: payments expire: %s\n", err.detail);
+	else
+		printf("%lld pending payments expired\n", (long long)n);
+	arena_release(&a);
+	pg_close(&pg);
+	return rc ? 1 : 0;
+}
+
 static int cmd_routes(void)
 {
 	for (size_t i = 0; i < api_routes_count; i++)
@@ -279,6 +309,13 @@ static int cmd_serve(struct config *cfg)
 		fprintf(stderr, "transitd: %s\n", err);
 		return EXIT_CONFIG;
 	}
+	if (payments_configure(cfg, err, sizeof(err))) {
+		fprintf(stderr, "transitd: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (payment_provider()->sandbox)
+		log_msg(LOG_WARN, "PAYMENT_PROVIDER=sandbox: riders approve their own top-ups on /checkout and no money "
+				  "is collected; set PAYMENT_PROVIDER=external in production");
 	revocation_fail_open(cfg->auth_fail_open);
 	ratelimit_configure(cfg->rate_limit_fail_closed);
 	auth_api_configure(cfg);
@@ -300,6 +337,10 @@ static int cmd_serve(struct config *cfg)
 		session_load_revocations, revocation_set_current, session_apply_message, live_invalidated,
 	};
 	cache_subscriber_start(cfg, &revocations);
+	/* Tokens are checked against the revocation list: start answering once it
+	 * is loaded (or after 3 s without Redis, failing closed as configured). */
+	for (int i = 0; i < 300 && !revocation_is_current(); i++)
+		usleep(10 * 1000);
 	const char **labels = xcalloc(api_routes_count, sizeof(*labels));
 	for (size_t i = 0; i < api_routes_count; i++) {
 		const char *m = router_method_name(api_routes[i].method);
@@ -329,9 +370,7 @@ static int cmd_serve(struct config *cfg)
 			;
 	}
 	log_msg(LOG_INFO, "signal %d: draining %d in-flight requests", sig, server_inflight());
-	/* The live thread publishes into the I/O threads' queues: it stops
-	 * before server_stop frees them (the streams end with the drain). */
-	live_stop();
+	live_stop(); /* before the I/O threads go: it publishes to their streams */
 	server_stop(cfg->shutdown_timeout_s);
 	async_stop();
 	replicas_stop();
@@ -381,6 +420,8 @@ int main(int argc, char **argv)
 		return cmd_seed(&cfg, argc, argv);
 	if (!strcmp(cmd, "simulate"))
 		return cmd_simulate(&cfg, argc, argv);
+	if (!strcmp(cmd, "payments"))
+		return cmd_payments(&cfg, argc, argv);
 	fprintf(stderr, "transitd: unknown command '%s'\n%s", cmd, usage);
 	return EXIT_CONFIG;
 }

@@ -59,6 +59,20 @@ void card_transactions_get(struct request *req, struct worker *w);
 void cards_recharge(struct request *req, struct worker *w);
 void card_block(struct request *req, struct worker *w);
 void card_unblock(struct request *req, struct worker *w);
+/* Riders reach only their own cards: 0 for staff and for the owner, -1 with
+ * e 404 (as for a card that does not exist) otherwise. May query the owner. */
+int card_access_check(struct request *req, struct worker *w, int64_t card_id, struct api_error *e);
+/* After a committed change of card_id: drops exactly the cached reads that
+ * showed it (balance and history; with status_changed, balance and the
+ * active-user count) in Redis and every instance's near-cache. */
+void card_cache_invalidate(struct request *req, struct worker *w, int64_t card_id, int status_changed);
+
+/* payments.c */
+void payments_topup(struct request *req, struct worker *w);
+void payments_list(struct request *req, struct worker *w);
+void payment_get_one(struct request *req, struct worker *w);
+void payments_webhook(struct request *req, struct worker *w);
+void payment_sandbox_sign(struct request *req, struct worker *w);
 
 /* auth.c */
 void auth_api_configure(const struct config *cfg);

@@ -15,3 +15,8 @@ int query_page(const struct request *req, int64_t *limit, int64_t *cursor, struc
 		return api_fail_field(err, "cursor", "is not a cursor this API returned");
 	return 0;
 }
+
+int64_t request_rider_id(const struct request *req)
+{
+	return req->auth && req->auth->role == ROLE_RIDER ? req->auth->user_id : 0;
+}

@@ -21,11 +21,6 @@ struct cache_family family_rail_runs = { .label = "rail_runs", .key = "rail:runs
 					 .near = 1 };
 struct cache_family family_rail_seats = { .label = "rail_seats", .key = "rail:run:{}:seats", .ttl_s = 30, .near = 1 };
 
-static int64_t rider_of(const struct request *req)
-{
-	return req->auth && req->auth->role == ROLE_RIDER ? req->auth->user_id : 0;
-}
-
 /* A booking or cancellation changes the run's seat map, every run list
  * (free counts) and the card's balance. */
 static void invalidate_run(struct request *req, struct worker *w, int64_t run_id, int64_t card_id)
@@ -126,7 +121,7 @@ void rail_runs_create(struct request *req, struct worker *w)
 static int parse_booking(struct request *req, struct rail_booking_req *q, struct api_error *e)
 {
 	memset(q, 0, sizeof(*q));
-	q->rider_id = rider_of(req);
+	q->rider_id = request_rider_id(req);
 	if (json_get_int(req->json, "run_id", 1, 1, INT64_MAX, &q->run_id, NULL, e) ||
 	    json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &q->card_id, NULL, e))
 		return -1;
@@ -196,14 +191,14 @@ void rail_bookings_list(struct request *req, struct worker *w)
 	struct api_error e;
 	int64_t limit, cursor;
 	if (query_page(req, &limit, &cursor, &e) ||
-	    rail_bookings_page(&w->primary, &req->arena, rider_of(req), cursor, limit, reply(req, 200), &e))
+	    rail_bookings_page(&w->primary, &req->arena, request_rider_id(req), cursor, limit, reply(req, 200), &e))
 		reply_problem(req, &e);
 }
 
 void rail_booking_get_one(struct request *req, struct worker *w)
 {
 	struct api_error e;
-	if (rail_booking_get(&w->primary, &req->arena, req->ids[0], rider_of(req), reply(req, 200), &e))
+	if (rail_booking_get(&w->primary, &req->arena, req->ids[0], request_rider_id(req), reply(req, 200), &e))
 		reply_problem(req, &e);
 }
 
@@ -214,7 +209,7 @@ void rail_booking_cancel(struct request *req, struct worker *w)
 	int64_t run_id, card_id;
 	if (idem_begin(&im, req, &w->primary, 1))
 		return;
-	if (rail_cancel(&w->primary, &req->arena, req->ids[0], rider_of(req), &run_id, &card_id, reply(req, 200), &e)) {
+	if (rail_cancel(&w->primary, &req->arena, req->ids[0], request_rider_id(req), &run_id, &card_id, reply(req, 200), &e)) {
 		idem_abort(&im);
 		reply_problem(req, &e);
 		return;

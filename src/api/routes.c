@@ -72,14 +72,25 @@ const struct route api_routes[] = {
 
 	/* cards */
 	ROUTE(METHOD_POST, V1 "/cards", cards_create, ROUTE_JSON_BODY, ROLE_ANY, NULL, "issue a card"),
-	ASYNC(METHOD_POST, V1 "/cards/recharge", cards_recharge, cards_recharge_check, ROUTE_JSON_BODY, ROLE_ANY,
-	      "recharge a card"),
+	ASYNC(METHOD_POST, V1 "/cards/recharge", cards_recharge, cards_recharge_check, ROUTE_JSON_BODY, ROLE_STAFF,
+	      "recharge a card at a point of sale"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}", card_get_one, 0, ROLE_ANY, NULL, "one card"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}/balance", card_balance_get, 0, ROLE_ANY, &family_card_balance, "balance"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}/history", card_history_get, 0, ROLE_ANY, &family_card_history, "recharges, newest first"),
 	ROUTE(METHOD_GET, V1 "/cards/{card_id}/transactions", card_transactions_get, 0, ROLE_ANY, NULL, "ledger, newest first"),
 	ROUTE(METHOD_POST, V1 "/cards/{card_id}/block", card_block, 0, ROLE_ANY, NULL, "block a card"),
 	ROUTE(METHOD_POST, V1 "/cards/{card_id}/unblock", card_unblock, 0, ROLE_STAFF, NULL, "unblock a card"),
+
+	/* payments: riders top up by paying; the webhook is signed, not token-bearing,
+	 * and reads its raw body (not ROUTE_JSON_BODY) to check the signature first */
+	ROUTE(METHOD_POST, V1 "/payments/topups", payments_topup, ROUTE_JSON_BODY, ROLE_ANY, NULL,
+	  "a pending payment for a card, with its checkout URL"),
+	ROUTE(METHOD_GET, V1 "/payments", payments_list, 0, ROLE_STAFF, NULL, "payments by status and time, paged"),
+	ROUTE(METHOD_GET, V1 "/payments/{payment_id}", payment_get_one, 0, ROLE_ANY, NULL, "one payment"),
+	ROUTE(METHOD_POST, V1 "/payments/webhook", payments_webhook, 0, 0, NULL, "the provider's signed events"),
+	ROUTE(METHOD_POST, V1 "/payments/{payment_id}/sandbox", payment_sandbox_sign, ROUTE_JSON_BODY, ROLE_ANY, NULL,
+	  "sandbox checkout: a signed event to deliver"),
+	ROUTE(METHOD_GET, "/checkout/{payment_id}", static_get, ROUTE_INLINE, 0, NULL, "sandbox checkout page"),
 
 	/* trips and fares */
 	ASYNC(METHOD_POST, V1 "/trips/start", trips_start, trips_start_check, ROUTE_JSON_BODY, ROLE_ANY,

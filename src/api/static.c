@@ -1,8 +1,8 @@
 /*
  * Static files: the console (every file under WEB_DIR/console, its
  * index.html also at "/"), the npm files it imports (named in
- * WEB_DIR/vendor.json, served under /vendor/), Swagger UI and the OpenAPI
- * document. All are read and gzipped once at start and written from memory
+ * WEB_DIR/vendor.json, served under /vendor/), the payment checkout page,
+ * Swagger UI and the OpenAPI document. All are read and gzipped once at start and written from memory
  * (no copy per request), with an ETag for each representation.
  *
  * A request is answered from the table built at start, looked up by its
@@ -45,6 +45,7 @@ struct static_file {
 	char *file;       /* under WEB_DIR; NULL for the embedded OpenAPI document */
 	const char *type;
 	const char *cache_control;
+	const char *csp; /* Content-Security-Policy, or NULL */
 	struct representation plain, gz; /* gz.data is NULL when gzip does not pay */
 	char *owned;                     /* plain.data when read from a file */
 };
@@ -54,9 +55,11 @@ static size_t nfiles, capfiles;
 
 /* The pages and assets at fixed paths (Swagger UI comes from npm). */
 static const struct {
-	const char *path, *file, *cache_control;
+	const char *path, *file, *cache_control, *csp;
 } fixed[] = {
 	{ "/", "console/index.html", CC_REVALIDATE },
+	/* A page with pay buttons is never shown inside another site's frame. */
+	{ "/checkout/{payment_id}", "checkout.html", CC_REVALIDATE, "frame-ancestors 'none'" },
 	{ "/docs", "docs.html", CC_REVALIDATE },
 	{ "/docs/swagger-ui.css", "node_modules/swagger-ui-dist/swagger-ui.css", CC_PACKAGE },
 	{ "/docs/swagger-ui-bundle.js", "node_modules/swagger-ui-dist/swagger-ui-bundle.js", CC_PACKAGE },
@@ -313,8 +316,12 @@ static void add_vendor(const char *web_dir)
 
 void static_load(const char *web_dir)
 {
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
 		add(web_dir, fixed[i].path, fixed[i].file, fixed[i].cache_control);
+		struct static_file *f = find(fixed[i].path);
+		if (f)
+			f->csp = fixed[i].csp;
+	}
 	add_tree(web_dir, "console", "/console", 0);
 	add_vendor(web_dir);
 	if (nfiles)
@@ -386,6 +393,8 @@ void static_get(struct request *req, struct worker *w)
 		reply_header(req, "ETag", r->etag);
 		reply_header(req, "Cache-Control", f->cache_control);
 		reply_header(req, "X-Content-Type-Options", "nosniff");
+		if (f->csp)
+			reply_header(req, "Content-Security-Policy", f->csp);
 		if (f->gz.data)
 			reply_header(req, "Vary", "Accept-Encoding");
 		if (none_match(request_header(req, "If-None-Match"), r->etag)) {

@@ -13,12 +13,6 @@
 struct cache_family family_trip = { .label = "trip", .key = "trip:{}", .ttl_s = 60 };
 struct cache_family family_fares = { .label = "fares", .key = "fares", .ttl_s = 300, .near = 1 };
 
-/* A rider reaches only their own cards and trips. */
-static int64_t rider_of(const struct request *req)
-{
-	return req->auth && req->auth->role == ROLE_RIDER ? req->auth->user_id : 0;
-}
-
 /* A trip write makes stale: the card's balance, the trip, the analytics,
  * and (at tap-out) the boarding station's top destinations. */
 static void invalidate_trip(struct request *req, struct worker *w, int64_t card_id, int64_t trip_id,
@@ -76,7 +70,7 @@ void trips_start(struct request *req, struct worker *w)
 	}
 	if (idem_begin(&im, req, &w->primary, 1))
 		return;
-	if (trip_start(&w->primary, &req->arena, &t, rider_of(req), reply(req, 201), &e)) {
+	if (trip_start(&w->primary, &req->arena, &t, request_rider_id(req), reply(req, 201), &e)) {
 		idem_abort(&im);
 		reply_problem(req, &e);
 		return;
@@ -96,7 +90,7 @@ void trips_end(struct request *req, struct worker *w)
 	}
 	if (idem_begin(&im, req, &w->primary, 0))
 		return;
-	if (trip_end(&w->primary, &req->arena, trip_id, station_id, rider_of(req), reply(req, 200), &card_id, &boarding_id, &e)) {
+	if (trip_end(&w->primary, &req->arena, trip_id, station_id, request_rider_id(req), reply(req, 200), &card_id, &boarding_id, &e)) {
 		idem_abort(&im);
 		reply_problem(req, &e);
 		return;
@@ -115,9 +109,9 @@ static int fill_trip(struct request *req, struct worker *w, struct buf *out, str
 void trip_get_one(struct request *req, struct worker *w)
 {
 	struct api_error e;
-	if (rider_of(req)) {
+	if (request_rider_id(req)) {
 		struct buf scratch = BUF_INIT;
-		int rc = trip_get(&w->primary, &req->arena, req->ids[0], rider_of(req), &scratch, &e);
+		int rc = trip_get(&w->primary, &req->arena, req->ids[0], request_rider_id(req), &scratch, &e);
 		buf_release(&scratch);
 		if (rc) {
 			reply_problem(req, &e);
@@ -132,7 +126,7 @@ static void trips_list(struct request *req, struct worker *w, int by_user)
 	struct api_error e;
 	int64_t limit, cursor;
 	if (query_page(req, &limit, &cursor, &e) ||
-	    trips_page(&w->primary, &req->arena, by_user, req->ids[0], rider_of(req), cursor, limit, reply(req, 200),
+	    trips_page(&w->primary, &req->arena, by_user, req->ids[0], request_rider_id(req), cursor, limit, reply(req, 200),
 		       &e))
 		reply_problem(req, &e);
 }

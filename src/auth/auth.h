@@ -62,6 +62,7 @@ void revocation_add(const char *entry, int64_t exp);
 int revocation_has(const char *entry);
 /* Whether the list is known to be current (set by the subscriber). */
 void revocation_set_current(int current);
+int revocation_is_current(void);
 /* AUTH_FAIL_OPEN: accept tokens while the list is not current. */
 void revocation_fail_open(int open);
 void revocation_clear(void);

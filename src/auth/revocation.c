@@ -29,6 +29,11 @@ static unsigned hash(const char *s)
 	return h % BUCKETS;
 }
 
+int revocation_is_current(void)
+{
+	return __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+}
+
 void revocation_set_current(int c)
 {
 	__atomic_store_n(&current, c, __ATOMIC_RELEASE);

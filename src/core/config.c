@@ -265,5 +265,25 @@ int config_load(struct config *c, char *err, size_t errlen)
 	if (env_int("SIMULATE_INTERVAL_MS", 5000, 100, 600000, &v, err, errlen))
 		return -1;
 	c->simulate_interval_ms = (int)v;
+
+	/* Payments. The webhook secret's strength is checked by `serve` (as
+	 * JWT_SECRET's): migrate and seed do not need it. */
+	c->payment_provider = env_or("PAYMENT_PROVIDER", "sandbox");
+	if (strcmp(c->payment_provider, "sandbox") && strcmp(c->payment_provider, "external")) {
+		snprintf(err, errlen, "PAYMENT_PROVIDER must be sandbox or external (got \"%.20s\")", c->payment_provider);
+		return -1;
+	}
+	c->payment_webhook_secret = env_or("PAYMENT_WEBHOOK_SECRET", "");
+	if (env_int("PAYMENT_TTL", 1800, 1, 7 * 86400, &v, err, errlen))
+		return -1;
+	c->payment_ttl_s = (int)v;
+	c->payment_checkout_url = env_or("PAYMENT_CHECKOUT_URL", "");
+	if (!strcmp(c->payment_provider, "external") &&
+	    (strncmp(c->payment_checkout_url, "https://", 8) || !strstr(c->payment_checkout_url, "{payment_id}") ||
+	     strlen(c->payment_checkout_url) > 512)) {
+		snprintf(err, errlen, "PAYMENT_CHECKOUT_URL must be an https:// URL holding {payment_id} "
+				      "(at most 512 characters) when PAYMENT_PROVIDER=external");
+		return -1;
+	}
 	return 0;
 }

@@ -59,6 +59,10 @@ struct config {
 	int streams_max;            /* open event streams */
 	int streams_per_client;
 	int simulate_interval_ms;   /* `transitd simulate`: between steps */
+	const char *payment_provider;       /* "sandbox" (riders approve on a transitd page) or "external" */
+	const char *payment_webhook_secret; /* HMAC key of Payment-Signature */
+	int payment_ttl_s;                  /* a pending payment expires after this */
+	const char *payment_checkout_url;   /* external: checkout URL template holding {payment_id} */
 };
 
 /* Returns 0, or -1 with a one-line message naming the variable in err. */

@@ -181,8 +181,7 @@ int card_transactions(struct pg *db, struct arena *a, int64_t card_id, int64_t a
 	return page(db, a, TRANSACTIONS, card_id, after_id, limit, out, err);
 }
 
-/* Why a balance change found no active card: 404 or 409 card-blocked. */
-static int explain_missing_card(struct pg *db, struct arena *a, int64_t card_id, struct api_error *err)
+int card_explain_inactive(struct pg *db, struct arena *a, int64_t card_id, struct api_error *err)
 {
 	const char *v[] = { pg_int(a, card_id) };
 	PGresult *r = pg_exec(db, a, &stmts[STATUS_OF], 1, v, err);
@@ -209,7 +208,7 @@ int card_recharge(struct pg *db, struct arena *a, const struct recharge *rc, str
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 0)
-		return explain_missing_card(db, a, rc->card_id, err);
+		return card_explain_inactive(db, a, rc->card_id, err);
 	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
 	return 0;
 }

@@ -45,6 +45,10 @@ struct recharge {
 int card_recharge(struct pg *db, struct arena *a, const struct recharge *r, struct buf *out,
 		  struct api_error *err);
 
+/* Why a write that needs an active card found none: always -1, with err
+ * 404 (no such card) or 409 card-blocked (or 503). */
+int card_explain_inactive(struct pg *db, struct arena *a, int64_t card_id, struct api_error *err);
+
 /* status "active" or "blocked"; setting the current status again is not an error. */
 int card_set_status(struct pg *db, struct arena *a, int64_t card_id, const char *status, struct buf *out,
 		    struct api_error *err);

@@ -998,7 +998,7 @@ void evloop_resume(struct request *req)
 
 void evloop_publish(const char *topic, const char *data, size_t len)
 {
-	for (int i = 0; i < L.nthreads; i++) {
+	for (int i = 0; L.threads && i < L.nthreads; i++) {
 		struct io_thread *t = &L.threads[i];
 		if (!__atomic_load_n(&t->streams, __ATOMIC_RELAXED))
 			continue; /* a racy look: a stream opening now gets its first events itself */

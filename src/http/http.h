@@ -42,7 +42,8 @@ typedef void (*route_handler)(struct request *req, struct worker *w);
 
 enum route_flags {
 	ROUTE_INLINE = 1,    /* no I/O: answered on the I/O thread */
-	ROUTE_JSON_BODY = 2, /* requires a JSON object body, parsed into req->json */
+	ROUTE_JSON_BODY = 2, /* requires a JSON object body, parsed into req->json (otherwise
+			      * req->body holds the raw bytes; see request_json_or_reply) */
 	ROUTE_ASYNC = 4,     /* with Prefer: respond-async, published for a consumer (api/async.h) */
 };
 
@@ -134,6 +135,11 @@ const char *request_header(const struct request *req, const char *name);
 
 /* The value of query parameter name, or NULL. */
 const char *request_query(const struct request *req, const char *name);
+
+/* Parses the body into req->json as the dispatcher does for ROUTE_JSON_BODY
+ * routes, for a handler that must see the raw bytes first (a signed
+ * webhook). 0, or -1 with req answered 415, 400 or 422. */
+int request_json_or_reply(struct request *req);
 
 /* Sets status and returns the body to write JSON into (content type JSON). */
 struct buf *reply(struct request *req, int status);

@@ -236,6 +236,21 @@ static int is_json_media_type(const char *ct)
 	return n > 5 && !strncasecmp(ct + n - 5, "+json", 5) && !strncasecmp(ct, "application/", 12);
 }
 
+int request_json_or_reply(struct request *req)
+{
+	struct api_error e;
+	if (!is_json_media_type(req->content_type)) {
+		fail(req, "unsupported-media-type", "Content-Type must be application/json, not %s",
+		     req->content_type ? req->content_type : "(none)");
+		return -1;
+	}
+	if (json_parse_body(req->body.ptr, req->body.len, &req->json, &e)) {
+		reply_problem(req, &e);
+		return -1;
+	}
+	return 0;
+}
+
 /* Headers every response carries, added just before it is written. */
 static void finish(struct request *req)
 {
@@ -351,17 +366,8 @@ static int dispatch(struct request *req)
 		return 0;
 	}
 
-	if (req->route->flags & ROUTE_JSON_BODY) {
-		if (!is_json_media_type(req->content_type)) {
-			fail(req, "unsupported-media-type", "Content-Type must be application/json, not %s",
-			     req->content_type ? req->content_type : "(none)");
-			return 0;
-		}
-		if (json_parse_body(req->body.ptr, req->body.len, &req->json, &e)) {
-			reply_problem(req, &e);
-			return 0;
-		}
-	}
+	if ((req->route->flags & ROUTE_JSON_BODY) && request_json_or_reply(req))
+		return 0;
 	if (req->route->flags & ROUTE_INLINE) {
 		req->route->handler(req, NULL);
 		return 0;

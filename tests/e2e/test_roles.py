@@ -1,6 +1,10 @@
 """The role matrix: every served route (`transitd routes`) against no token,
 the demo rider, another rider, the operator and the admin. A route the
 server serves that is missing from the table fails the suite."""
+import hashlib
+import hmac
+import json
+import os
 import time
 import uuid
 
@@ -23,7 +27,7 @@ BOOKER = dict(none=401, rider=OK, other=404, operator=403, admin=OK)       # rai
 
 
 DEFAULT_IDS = {"card_id": "card", "user_id": "patch_user", "trip_id": "trip", "station_id": "station_id",
-               "route_id": "route_id"}
+               "route_id": "route_id", "payment_id": "payment"}
 
 
 class PerCaller(dict):
@@ -34,9 +38,10 @@ class PerCaller(dict):
 
 
 class Row:
-    def __init__(self, expect, body=None, fresh=False, **ids):
+    def __init__(self, expect, body=None, fresh=False, raw=None, **ids):
         self.expect = expect
         self.body = body      # callable(ctx, who) -> JSON body, or None
+        self.raw = raw        # callable(ctx, who) -> (bytes, headers): a body sent as is
         self.fresh = fresh    # use a throwaway login (the request revokes it)
         self.ids = dict(DEFAULT_IDS, **ids)  # path placeholder -> ctx key
 
@@ -82,6 +87,18 @@ def _alert_body(ctx, who):
 
 def _alert_end_body(ctx, who):
     return {"end_timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1800))}
+
+
+def _webhook_delivery(ctx, who):
+    # The provider's approval of the matrix payment, signed: whoever sends it
+    # (a bearer token changes nothing), it is answered 200; the first credits,
+    # the others change nothing.
+    body = json.dumps({"event_id": "evt_matrix_" + uuid.uuid4().hex, "type": "payment.approved",
+                       "payment_id": ctx["webhook_payment"]["payment_id"],
+                       "amount": ctx["webhook_payment"]["amount"], "provider_reference": "matrix"}).encode()
+    t = str(int(time.time())).encode()
+    mac = hmac.new(os.environ["PAYMENT_WEBHOOK_SECRET"].encode(), t + b"." + body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "Payment-Signature": "t=%s,v1=%s" % (t.decode(), mac)}
 
 
 def _trip_end_body(ctx, who):
@@ -138,13 +155,21 @@ ROUTES = {
     "PATCH /api/v1/users/{user_id}": Row(ADMIN, body=lambda ctx, who: {"role": "rider"}),
     # cards
     "POST /api/v1/cards": Row(ANY, body=lambda ctx, who: {}),
-    "POST /api/v1/cards/recharge": Row(OWNER, body=lambda ctx, who: {"card_id": ctx["card"], "amount": 1000}),
+    # a point of sale: riders top up through payments
+    "POST /api/v1/cards/recharge": Row(STAFF, body=lambda ctx, who: {"card_id": ctx["card"], "amount": 1000}),
     "GET /api/v1/cards/{card_id}": Row(OWNER),
     "GET /api/v1/cards/{card_id}/balance": Row(OWNER),
     "GET /api/v1/cards/{card_id}/history": Row(OWNER),
     "GET /api/v1/cards/{card_id}/transactions": Row(OWNER),
     "POST /api/v1/cards/{card_id}/block": Row(OWNER, card_id="block_card"),
     "POST /api/v1/cards/{card_id}/unblock": Row(STAFF, card_id="block_card"),
+    # payments: the rider's own card's; the webhook answers a signature, not a token
+    "POST /api/v1/payments/topups": Row(OWNER, body=lambda ctx, who: {"card_id": ctx["card"], "amount": 1000}),
+    "GET /api/v1/payments": Row(STAFF),
+    "GET /api/v1/payments/{payment_id}": Row(OWNER),
+    "POST /api/v1/payments/webhook": Row(PUBLIC, raw=_webhook_delivery),
+    "POST /api/v1/payments/{payment_id}/sandbox": Row(OWNER, body=lambda ctx, who: {"decision": "decline"}),
+    "GET /checkout/{payment_id}": Row(PUBLIC),
     # trips and fares
     "POST /api/v1/trips/start": Row(OWNER, body=_trip_start_body),
     "POST /api/v1/trips/end": Row(OWNER, body=_trip_end_body),
@@ -256,6 +281,12 @@ def ctx(base, tokens):
         "card_id": new_card(20000), "route_id": c["route_id"], "boarding_station_id": c["board_station"]})
     assert r.status_code in (201, 202), r.text
     c["operation"] = int(r.headers["Location"].rsplit("/", 1)[1]) if r.status_code == 202 else 0
+    # Payments: one of the rider's to read and sign for, one for the webhook.
+    for key in ("payment", "webhook_payment"):
+        r = requests.post(base + V1 + "/payments/topups", json={"card_id": c["card"], "amount": 2000}, headers=rider)
+        assert r.status_code == 201, r.text
+        c[key] = r.json()
+    c["payment"] = c["payment"]["payment_id"]
     return c
 
 
@@ -297,6 +328,9 @@ def test_role_matrix(base, tokens, ctx, route):
         kw = {"headers": headers_for(who, tokens, base, row.fresh), "timeout": 30}
         if row.body is not None:
             kw["json"] = row.body(ctx, who)
+        if row.raw is not None:
+            kw["data"], extra = row.raw(ctx, who)
+            kw["headers"] = dict(kw["headers"], **extra)
         # an event stream never ends: its status and headers are the answer
         r = requests.request(method, url, stream=pattern.endswith("/live"), **kw)
         r.close()
@@ -306,7 +340,8 @@ def test_role_matrix(base, tokens, ctx, route):
     assert not failures, "\n".join(failures)
 
 
-CARD_ROUTES = [r for r, row in ROUTES.items() if "{card_id}" in r or r.endswith("/cards/recharge")]
+CARD_BODY_ROUTES = ("/cards/recharge", "/payments/topups")  # the card is named in the body
+CARD_ROUTES = [r for r, row in ROUTES.items() if "{card_id}" in r or r.endswith(CARD_BODY_ROUTES)]
 
 
 @pytest.mark.parametrize("route", sorted(CARD_ROUTES))
@@ -316,13 +351,13 @@ def test_rider_sees_no_other_riders_card(base, rider, route):
     method, pattern = route.split(" ", 1)
 
     def call(card_id):
-        if pattern.endswith("/recharge"):
+        if pattern.endswith(CARD_BODY_ROUTES):
             return requests.request(method, base + pattern, headers=rider, json={"card_id": card_id, "amount": 1000})
         return requests.request(method, base + pattern.format(card_id=card_id), headers=rider)
 
     theirs = call(3)
-    if route.endswith("/unblock"):
-        assert_problem(theirs, 403, "forbidden")  # riders never unblock
+    if route.endswith(("/unblock", "/cards/recharge")):
+        assert_problem(theirs, 403, "forbidden")  # riders never unblock, nor recharge at a point of sale
         return
     body = assert_problem(theirs, 404, "not-found")
     nobody = assert_problem(call(987654321), 404, "not-found")

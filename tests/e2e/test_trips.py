@@ -425,12 +425,13 @@ def test_rider_other_card_and_no_token(base, operator, rider, db, stops, touched
     other_uid, other_h = register_user(base)
     theirs = new_card(base, operator, other_uid, balance=10000)
     touched.append(theirs)
-    # The rider (demo user 3) issues and recharges a card of their own and travels with it.
+    # The rider (demo user 3) issues a card of their own, has it recharged at a
+    # point of sale (riders cannot recharge themselves) and travels with it.
     r = post(base, "/cards", {}, rider)
     assert r.status_code == 201, r.text
     mine = r.json()["card_id"]
     touched.append(mine)
-    recharge(base, rider, mine, 10000)
+    recharge(base, operator, mine, 10000)
     t = tap_in(base, rider, mine, R_A, stops[R_A][0])
     assert get(base, "/trips/%d" % t["trip_id"], rider).status_code == 200
     assert get(base, "/trips/card/%d" % mine, rider).status_code == 200

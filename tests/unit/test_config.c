@@ -22,7 +22,7 @@ static const char *const vars[] = {
 	/* Newer variables: unset too so the environment never leaks in. */
 	"ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "AUTH_FAIL_OPEN", "RATE_LIMIT_PER_MINUTE",
 	"LOGIN_RATE_PER_EMAIL", "LOGIN_RATE_PER_ADDRESS", "RATE_LIMIT_FAIL_CLOSED", "ADMIN_EMAIL",
-	"ADMIN_PASSWORD",
+	"ADMIN_PASSWORD", "PAYMENT_PROVIDER", "PAYMENT_WEBHOOK_SECRET", "PAYMENT_TTL", "PAYMENT_CHECKOUT_URL",
 };
 
 static int clean_env(void **state)
@@ -208,6 +208,44 @@ static void test_bad_values_fail_naming_variable(void **state)
 	expect_bad("BIND", "0123456789012345678901234567890123456789012345678901234567890123456789");
 }
 
+static void test_payment_settings(void **state)
+{
+	(void)state;
+	struct config c;
+	char err[256];
+	assert_int_equal(config_load(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.payment_provider, "sandbox");
+	assert_string_equal(c.payment_webhook_secret, "");
+	assert_int_equal(c.payment_ttl_s, 1800);
+	assert_string_equal(c.payment_checkout_url, "");
+
+	setenv("PAYMENT_PROVIDER", "external", 1);
+	setenv("PAYMENT_CHECKOUT_URL", "https://pay.example/checkout?ref={payment_id}", 1);
+	setenv("PAYMENT_WEBHOOK_SECRET", "whsec", 1); /* its strength is checked by serve */
+	setenv("PAYMENT_TTL", "1", 1);
+	assert_int_equal(config_load(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.payment_provider, "external");
+	assert_string_equal(c.payment_checkout_url, "https://pay.example/checkout?ref={payment_id}");
+	assert_string_equal(c.payment_webhook_secret, "whsec");
+	assert_int_equal(c.payment_ttl_s, 1);
+
+	expect_bad("PAYMENT_PROVIDER", "wompi");
+	expect_bad("PAYMENT_PROVIDER", "Sandbox");
+	expect_bad("PAYMENT_TTL", "0");
+	expect_bad("PAYMENT_TTL", "604801");
+	expect_bad("PAYMENT_TTL", "30m");
+	/* external needs an https:// template naming the payment */
+	static const char *const bad_urls[] = { NULL, "http://pay.example/{payment_id}", "https://pay.example/checkout" };
+	for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+		clean_env(NULL);
+		setenv("PAYMENT_PROVIDER", "external", 1);
+		if (bad_urls[i])
+			setenv("PAYMENT_CHECKOUT_URL", bad_urls[i], 1);
+		assert_int_equal(config_load(&c, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "PAYMENT_CHECKOUT_URL"));
+	}
+}
+
 static void test_boundaries_accepted(void **state)
 {
 	(void)state;
@@ -390,6 +428,7 @@ int main(void)
 		T(test_values_are_read),
 		T(test_log_levels),
 		T(test_bad_values_fail_naming_variable),
+		T(test_payment_settings),
 		T(test_boundaries_accepted),
 		T(test_error_message_truncated_safely),
 		T(test_redis_url_variants),
