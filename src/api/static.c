@@ -57,16 +57,16 @@ static size_t nfiles, capfiles;
 static const struct {
 	const char *path, *file, *cache_control, *csp;
 } fixed[] = {
-	{ "/", "console/index.html", CC_REVALIDATE },
+	{ "/", "console/index.html", CC_REVALIDATE, NULL },
 	/* A page with pay buttons is never shown inside another site's frame. */
 	{ "/checkout/{payment_id}", "checkout.html", CC_REVALIDATE, "frame-ancestors 'none'" },
-	{ "/docs", "docs.html", CC_REVALIDATE },
-	{ "/docs/swagger-ui.css", "node_modules/swagger-ui-dist/swagger-ui.css", CC_PACKAGE },
-	{ "/docs/swagger-ui-bundle.js", "node_modules/swagger-ui-dist/swagger-ui-bundle.js", CC_PACKAGE },
+	{ "/docs", "docs.html", CC_REVALIDATE, NULL },
+	{ "/docs/swagger-ui.css", "node_modules/swagger-ui-dist/swagger-ui.css", CC_PACKAGE, NULL },
+	{ "/docs/swagger-ui-bundle.js", "node_modules/swagger-ui-dist/swagger-ui-bundle.js", CC_PACKAGE, NULL },
 	{ "/docs/swagger-ui-standalone-preset.js", "node_modules/swagger-ui-dist/swagger-ui-standalone-preset.js",
-	  CC_PACKAGE },
-	{ "/docs/favicon-32x32.png", "node_modules/swagger-ui-dist/favicon-32x32.png", CC_PACKAGE },
-	{ "/openapi.json", NULL, CC_REVALIDATE },
+	  CC_PACKAGE, NULL },
+	{ "/docs/favicon-32x32.png", "node_modules/swagger-ui-dist/favicon-32x32.png", CC_PACKAGE, NULL },
+	{ "/openapi.json", NULL, CC_REVALIDATE, NULL },
 };
 
 /* What is served, by extension; other files are not loaded. */
