@@ -62,10 +62,11 @@ build/transitd-asan: $(ASAN_OBJ) build/obj/gen/embedded.o
 
 asan: build/transitd-asan web
 
-# Swagger UI comes from npm; install scripts are not needed and not run.
-web: web/node_modules/swagger-ui-dist/swagger-ui-bundle.js
+# Swagger UI and the console's libraries come from npm; install scripts are
+# not needed and not run. npm writes node_modules/.package-lock.json last.
+web: web/node_modules/.package-lock.json
 
-web/node_modules/swagger-ui-dist/swagger-ui-bundle.js: web/package.json web/package-lock.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 

@@ -157,8 +157,11 @@ def main():
     publisher = serve(PUBLISHER, ASYNC_CONSUMERS=0, AMQP_QUEUE=queue)
     burst_marker = int(psql("SELECT coalesce(max(operation_id), 0) FROM operations"))
     t0 = time.time()
-    wrk(PUBLISHER, 256, 3600, BENCH_PREFER="respond-async",
-        until=lambda: int(psql("SELECT count(*) FROM operations WHERE operation_id > %d" % burst_marker)) >= BURST)
+    fill = wrk(PUBLISHER, 256, 3600, BENCH_PREFER="respond-async",
+               until=lambda: int(psql("SELECT count(*) FROM operations WHERE operation_id > %d" % burst_marker))
+               >= BURST)
+    rows.append(("respond-async, c=256, no consumer running", fill["ok_per_s"], fill["p50_ms"], fill["p99_ms"],
+                 "202 %d, 4xx %d, 5xx %d" % (fill["ok"], fill["s4xx"], fill["s5xx"])))
     fill_s = time.time() - t0
     stop(publisher)
     queued = int(psql("SELECT count(*) FROM operations WHERE operation_id > %d AND status = 'pending'"

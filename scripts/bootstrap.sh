@@ -10,6 +10,7 @@ packages=(
   postgresql redis-server rabbitmq-server
   python3-pytest python3-requests python3-psycopg2 python3-pika
   clang libfuzzer-14-dev
+  chromium python3-websocket
   npm
 )
 case "${1:-}" in

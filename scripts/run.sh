@@ -13,13 +13,15 @@ make -s all
 source scripts/services.sh
 mkdir -p .run
 
-started_pg="" started_redis="" started_rabbitmq="" server=""
+started_pg="" started_redis="" started_rabbitmq="" server="" simulator=""
 cleanup() {
   trap - EXIT INT TERM
-  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
+  for pid in $simulator $server; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   [ -n "$started_rabbitmq" ] && rabbitmq_stop "$root/.run/rabbitmq" "${RUN_RABBITMQ_PORT:-15680}"
   [ -n "$started_redis" ] && redis_stop "$root/.run/redis"
   [ -n "$started_pg" ] && pg_stop "$root/.run/pg"
@@ -82,15 +84,20 @@ build/transitd seed --demo
 cat <<MSG
 
   transitd is starting on http://127.0.0.1:$PORT
-    dashboard   http://127.0.0.1:$PORT/
+    console     http://127.0.0.1:$PORT/   (sign in as admin@transitd.local / admin-change-me)
     payments    sandbox checkout at http://127.0.0.1:$PORT/checkout/<payment_id> (POST /api/v1/payments/topups)
     API docs    http://127.0.0.1:$PORT/docs
     health      http://127.0.0.1:$PORT/health
     metrics     http://127.0.0.1:$PORT/metrics
   services: .run/env (source it to reach the same database and Redis)
+  the arrivals simulator (transitd simulate) moves the demo's vehicles every ${SIMULATE_INTERVAL_MS:-5000} ms
   Ctrl-C stops everything this command started.
 
 MSG
 build/transitd serve &
 server=$!
+# The demo's vehicles move: a step every SIMULATE_INTERVAL_MS, through the
+# same cache invalidation as the API's writes, so boards and streams follow.
+build/transitd simulate &
+simulator=$!
 wait "$server" || true

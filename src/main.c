@@ -21,6 +21,7 @@
 #include "auth/auth.h"
 #include "auth/session.h"
 #include "domain/rail.h"
+#include "domain/simulator.h"
 #include "domain/trips.h"
 #include "domain/users.h"
 #include "http/ratelimit.h"
@@ -49,6 +50,8 @@ static const char usage[] =
 	"  migrate          apply pending database migrations\n"
 	"  seed --demo      load the demo network, riders and cards (idempotent)\n"
 	"  seed --scale N   add a benchmark dataset: N users, 1.2 N cards, 3 N recharges\n"
+	"  simulate [--once] move the demo's vehicles: arrivals pass, fall behind, are added\n"
+	"                   (every SIMULATE_INTERVAL_MS, 5000; --once: one step)\n"
 	"  payments expire  mark pending payments past their expiry as expired\n"
 	"  routes           print the route table\n"
 	"  --version        print the version\n"
@@ -70,6 +73,7 @@ static void register_statements(const struct config *cfg)
 	analytics_register();
 	rail_register();
 	async_register();
+	simulator_register();
 	payments_register();
 }
 
@@ -182,6 +186,81 @@ static int cmd_seed(const struct config *cfg, int argc, char **argv)
 	else if (!rc)
 		printf("demo data loaded\n");
 	return rc ? 1 : 0;
+}
+
+/* Invalidates the arrivals of each station in ids ("1,2,3"), the way the
+ * API's writes do, so that caches drop them and live boards re-read them. */
+static void invalidate_arrivals(struct redis *redis, struct arena *a, const char *ids, uint64_t lsn)
+{
+	const char *keys[64];
+	size_t n = 0;
+	for (const char *p = ids; *p;) {
+		size_t len = strcspn(p, ",");
+		keys[n++] = arena_printf(a, "station:%.*s:arrivals", (int)len, p);
+		p += len + (p[len] == ',');
+		if (n == sizeof(keys) / sizeof(keys[0]) || !*p) {
+			cache_invalidate(redis, a, keys, n, lsn);
+			n = 0;
+		}
+	}
+}
+
+static int cmd_simulate(const struct config *cfg, int argc, char **argv)
+{
+	int once = argc == 3 && !strcmp(argv[2], "--once");
+	if (argc > 3 || (argc == 3 && !once)) {
+		fprintf(stderr, "usage: transitd simulate [--once]\n");
+		return EXIT_CONFIG;
+	}
+	if (need_database(cfg))
+		return EXIT_CONFIG;
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	cache_configure(cfg);
+	struct pg pg;
+	struct redis redis;
+	pg_init(&pg, cfg->database_url, cfg, 1);
+	redis_init(&redis, cfg);
+	/* WAL positions matter only to instances that read replicas. */
+	int with_lsn = *cfg->replica_urls != '\0';
+	int rc = 0;
+	if (!once)
+		log_msg(LOG_INFO, "simulator: a step every %d ms", cfg->simulate_interval_ms);
+	for (;;) {
+		struct arena a;
+		struct api_error err;
+		struct simulate_result res;
+		arena_init(&a);
+		if (simulate_step(&pg, &a, 0.005, &res, &err)) {
+			log_msg(LOG_WARN, "simulator: %s", err.detail);
+			rc = 1;
+		} else if (res.skipped) {
+			if (once)
+				printf("simulate: another simulator is stepping; skipped\n");
+			rc = 0;
+		} else {
+			invalidate_arrivals(&redis, &a, res.stations, with_lsn ? res.lsn : 0);
+			if (once)
+				printf("simulate: %ld arrivals passed, %ld added, %ld delayed, %ld arriving\n", res.passed,
+				       res.added, res.delayed, res.arriving);
+			else
+				log_msg(LOG_DEBUG, "simulator: %ld arrivals passed, %ld added, %ld delayed, %ld arriving",
+					res.passed, res.added, res.delayed, res.arriving);
+			rc = 0;
+		}
+		arena_release(&a);
+		if (once)
+			break;
+		struct timespec wait = { cfg->simulate_interval_ms / 1000, (cfg->simulate_interval_ms % 1000) * 1000000L };
+		if (sigtimedwait(&stop, NULL, &wait) >= 0)
+			break;
+	}
+	redis_close(&redis);
+	pg_close(&pg);
+	return rc;
 }
 
 /* `payments expire`: for cron (deploy/k8s/payments-expire-cronjob.yaml).
@@ -386,6 +465,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(&cfg);
 	if (!strcmp(cmd, "seed"))
 		return cmd_seed(&cfg, argc, argv);
+	if (!strcmp(cmd, "simulate"))
+		return cmd_simulate(&cfg, argc, argv);
 	if (!strcmp(cmd, "payments"))
 		return cmd_payments(&cfg, argc, argv);
 	fprintf(stderr, "transitd: unknown command '%s'\n%s", cmd, usage);

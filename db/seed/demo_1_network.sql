@@ -530,7 +530,8 @@ ON CONFLICT (alert_id) DO UPDATE SET
 -- For every active route at every active station it serves: trips leave the
 -- first stop every `headway` minutes (4..15, from the route id), reach stop n
 -- after n * run_min minutes, and trip j is run by vehicle j of the route's
--- active fleet (cycling), so one vehicle can be followed along the route.
+-- active fleet (cycling), so one vehicle can be followed along the route
+-- (j counts back from 0 for the runs already under way: floor, not truncation).
 -- Within 2 minutes the status is 'arriving'; about one in seven later
 -- arrivals is 'delayed'.
 -- ---------------------------------------------------------------------------
@@ -563,8 +564,8 @@ INSERT INTO arrivals (arrival_id, station_id, route_id, vehicle_id, estimated_ar
 SELECT row_number() OVER (ORDER BY t.station_id, t.m, t.sec, t.route_id),
        t.station_id,
        t.route_id,
-       f.ids[1 + (((t.m - t.first_pass) / t.headway) % cardinality(f.ids) + cardinality(f.ids))
-                 % cardinality(f.ids)],
+       f.ids[1 + ((floor((t.m - t.first_pass)::numeric / t.headway)::int % cardinality(f.ids)
+                   + cardinality(f.ids)) % cardinality(f.ids))],
        now() + make_interval(mins => t.m, secs => t.sec),
        CASE
            WHEN t.m * 60 + t.sec <= 120 THEN 'arriving'

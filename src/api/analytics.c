@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/json.h"
 #include "../domain/analytics.h"
 #include "../domain/users.h"
 #include "../http/cached.h"
@@ -21,12 +22,15 @@ struct cache_family family_users_active = { .label = "users_active", .key = "ana
 					    .near = 1 };
 struct cache_family family_users_count = { .label = "users_count", .key = "analytics:users:count", .ttl_s = 60,
 					   .near = 1 };
+static const char *const daily_query[] = { "days", NULL };
+struct cache_family family_trips_daily = { .label = "trips_daily", .key = "analytics:trips:daily", .ttl_s = 60,
+					   .query = daily_query, .near = 1 };
 struct cache_family family_top_destinations = { .label = "top_destinations", .key = "station:{}:top-destinations",
 						.ttl_s = 300, .near = 1 };
 
 const char *const analytics_trip_keys[] = {
 	"analytics:trips:total", "analytics:trips:localities", "analytics:revenue", "analytics:revenue:localities",
-	"analytics:users:active",
+	"analytics:users:active", "analytics:trips:daily",
 };
 const size_t analytics_trip_keys_count = sizeof(analytics_trip_keys) / sizeof(analytics_trip_keys[0]);
 
@@ -46,6 +50,20 @@ FILL(analytics_revenue_get, analytics_revenue)
 FILL(analytics_revenue_localities_get, analytics_revenue_localities)
 FILL(users_active_count, users_active_total)
 FILL(users_count, users_total)
+
+static int fill_daily(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
+{
+	const char *v = request_query(req, "days");
+	int64_t days = 30;
+	if (v && parse_int64(v, 1, 366, &days))
+		return api_fail_field(err, "days", "must be an integer from 1 to 366");
+	return analytics_trips_daily(worker_read_db(w), &req->arena, (int)days, out, err);
+}
+
+void analytics_trips_daily_get(struct request *req, struct worker *w)
+{
+	reply_cached(req, w, fill_daily);
+}
 
 static int fill_top(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
 {

@@ -107,11 +107,12 @@ void fares_get(struct request *req, struct worker *w);
 
 /* analytics.c */
 extern struct cache_family family_trips_total, family_trips_localities, family_revenue, family_revenue_localities,
-	family_users_active, family_users_count, family_top_destinations;
+	family_users_active, family_users_count, family_top_destinations, family_trips_daily;
 void analytics_trips_total_get(struct request *req, struct worker *w);
 void analytics_trips_localities_get(struct request *req, struct worker *w);
 void analytics_revenue_get(struct request *req, struct worker *w);
 void analytics_revenue_localities_get(struct request *req, struct worker *w);
+void analytics_trips_daily_get(struct request *req, struct worker *w);
 void analytics_top_destinations_get(struct request *req, struct worker *w);
 void users_count(struct request *req, struct worker *w);
 void users_active_count(struct request *req, struct worker *w);

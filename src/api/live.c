@@ -20,6 +20,7 @@ struct board {
 	int streams;
 	int dirty_alerts, dirty_arrivals;
 	int64_t arrivals_due; /* ms */
+	int64_t alerts_due;   /* ms: an alert starts or ends by time (0: none known) */
 };
 
 static struct {
@@ -187,13 +188,15 @@ static void *live_main(void *arg)
 		for (int i = 0; i < V.n && !V.stopping; i++) {
 			struct board *b = &V.boards[i];
 			int arrivals = b->dirty_arrivals || now >= b->arrivals_due;
-			int alerts = b->dirty_alerts;
+			int alerts = b->dirty_alerts || (b->alerts_due && now >= b->alerts_due);
 			if (!arrivals && !alerts)
 				continue;
 			int64_t station = b->station_id;
 			b->dirty_arrivals = b->dirty_alerts = 0;
 			if (arrivals)
 				b->arrivals_due = now + LIVE_ARRIVALS_MS;
+			if (alerts)
+				b->alerts_due = 0;
 			pthread_mutex_unlock(&V.lock); /* boards may move meanwhile: i is only a cursor */
 			struct arena a;
 			struct api_error e;
@@ -201,13 +204,22 @@ static void *live_main(void *arg)
 			arena_init(&a);
 			char topic[48];
 			snprintf(topic, sizeof(topic), "station:%lld", (long long)station);
-			if (snapshot(&db, &a, station, arrivals, alerts, &events, &e) == 0)
+			int64_t next_change = 0;
+			if (snapshot(&db, &a, station, arrivals, alerts, &events, &e) == 0) {
 				evloop_publish(topic, events.ptr, events.len);
-			else
+				if (alerts && network_alerts_next_change(&db, &a, station, &next_change, &e))
+					log_msg(LOG_WARN, "live board %lld: %s", (long long)station, e.detail);
+			} else {
 				log_msg(LOG_WARN, "live board %lld: %s", (long long)station, e.detail);
+			}
 			buf_release(&events);
 			arena_release(&a);
 			pthread_mutex_lock(&V.lock);
+			/* An alert that ends (or starts) at a set time changes the board
+			 * with no write to tell: read it again then. */
+			struct board *again = next_change ? board_of(station, 0) : NULL;
+			if (again && (!again->alerts_due || next_change < again->alerts_due))
+				again->alerts_due = next_change;
 		}
 	}
 	pthread_mutex_unlock(&V.lock);

@@ -7,7 +7,9 @@
  * on any instance invalidates the station's cache keys, the invalidation
  * channel tells every instance, and each instance's live thread reads the
  * new document and publishes it to the streams it holds. Arrivals are also
- * sent every LIVE_ARRIVALS_MS, since their minutes-away move with time.
+ * sent every LIVE_ARRIVALS_MS, since their minutes-away move with time, and
+ * alerts again when one of the station's alerts starts or ends at its set
+ * time (no write announces that).
  *
  * Events are whole snapshots: "event: arrivals" or "event: alerts", with
  * "id:" a number that grows (milliseconds). A client that reconnects with

@@ -41,7 +41,9 @@ const struct route api_routes[] = {
 	ROUTE(METHOD_GET, "/docs/swagger-ui-bundle.js", static_get, ROUTE_INLINE, 0, NULL, "Swagger UI asset"),
 	ROUTE(METHOD_GET, "/docs/swagger-ui-standalone-preset.js", static_get, ROUTE_INLINE, 0, NULL, "Swagger UI asset"),
 	ROUTE(METHOD_GET, "/docs/favicon-32x32.png", static_get, ROUTE_INLINE, 0, NULL, "Swagger UI asset"),
-	ROUTE(METHOD_GET, "/", static_get, ROUTE_INLINE, 0, NULL, "dashboard"),
+	ROUTE(METHOD_GET, "/", static_get, ROUTE_INLINE, 0, NULL, "operator console"),
+	ROUTE(METHOD_GET, "/console/{*file}", static_get, ROUTE_INLINE, 0, NULL, "operator console files"),
+	ROUTE(METHOD_GET, "/vendor/{*file}", static_get, ROUTE_INLINE, 0, NULL, "npm files the console imports"),
 
 	/* network */
 	ROUTE(METHOD_GET, V1 "/localities", localities_list, 0, 0, &family_localities, "the 20 localities"),
@@ -114,6 +116,8 @@ const struct route api_routes[] = {
 	  "trip totals per locality"),
 	ROUTE(METHOD_GET, V1 "/trips/total/localities", analytics_trips_localities_get, 0, 0, &family_trips_localities,
 	  "trip totals per locality (alias)"),
+	ROUTE(METHOD_GET, V1 "/analytics/trips/daily", analytics_trips_daily_get, 0, 0, &family_trips_daily,
+	      "trips and revenue per day"),
 	ROUTE(METHOD_GET, V1 "/analytics/revenue", analytics_revenue_get, 0, 0, &family_revenue, "fare revenue"),
 	ROUTE(METHOD_GET, V1 "/finance/revenue", analytics_revenue_get, 0, 0, &family_revenue, "fare revenue (alias)"),
 	ROUTE(METHOD_GET, V1 "/analytics/revenue/localities", analytics_revenue_localities_get, 0, 0,

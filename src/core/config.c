@@ -271,6 +271,9 @@ int config_load(struct config *c, char *err, size_t errlen)
 	if (env_int("STREAMS_PER_CLIENT", 4, 0, 1 << 20, &v, err, errlen))
 		return -1;
 	c->streams_per_client = (int)v;
+	if (env_int("SIMULATE_INTERVAL_MS", 5000, 100, 600000, &v, err, errlen))
+		return -1;
+	c->simulate_interval_ms = (int)v;
 
 	/* Payments. The webhook secret's strength is checked by `serve` (as
 	 * JWT_SECRET's): migrate and seed do not need it. */

@@ -63,6 +63,7 @@ struct config {
 	int max_connections_per_client; /* per client address; 0 = no cap */
 	int streams_max;            /* open event streams */
 	int streams_per_client;
+	int simulate_interval_ms;   /* `transitd simulate`: between steps */
 	const char *payment_provider;       /* "sandbox" (riders approve on a transitd page) or "external" */
 	const char *payment_webhook_secret; /* HMAC key of Payment-Signature */
 	int payment_ttl_s;                  /* a pending payment expires after this */

@@ -2,7 +2,7 @@
 
 #include "../core/banned.h"
 
-enum { TOTAL, LOCALITIES, REVENUE, REVENUE_LOCALITIES, TOP_DESTINATIONS };
+enum { TOTAL, LOCALITIES, REVENUE, REVENUE_LOCALITIES, TOP_DESTINATIONS, DAILY };
 
 static const struct sql_stmt stmts[] = {
 	[TOTAL] = { "analytics_trips_total",
@@ -38,6 +38,16 @@ static const struct sql_stmt stmts[] = {
 		"    GROUP BY 1 HAVING sum(trips) > 0 ORDER BY 2 DESC, 1 LIMIT 10) t"
 		"    JOIN stations s ON s.station_id = t.disembarking_station_id) d), '[]'))::text"
 		" FROM stations st WHERE st.station_id = $1" },
+	/* The last $1 days of Bogotá's calendar, today last, days without trips as zeros. */
+	[DAILY] = { "analytics_trips_daily",
+		"SELECT json_build_object('days', json_agg(json_build_object('date', d.day,"
+		"  'total_trips', coalesce(s.total, 0), 'completed_trips', coalesce(s.completed, 0),"
+		"  'total_revenue', coalesce(s.revenue, 0)) ORDER BY d.day),"
+		"  'today', bogota_day(now()), 'time_zone', 'America/Bogota', 'currency', 'COP')::text"
+		" FROM (SELECT bogota_day(now()) - k AS day FROM generate_series(0, $1::int - 1) k) d"
+		" LEFT JOIN (SELECT day, sum(total_trips) AS total, sum(completed_trips) AS completed,"
+		"  sum(total_revenue) AS revenue FROM trip_days WHERE day > bogota_day(now()) - $1::int"
+		"  GROUP BY day) s USING (day)" },
 };
 
 void analytics_register(void)
@@ -82,4 +92,10 @@ int analytics_top_destinations(struct pg *db, struct arena *a, int64_t station_i
 {
 	const char *v[] = { arena_printf(a, "%lld", (long long)station_id) };
 	return document(db, a, TOP_DESTINATIONS, 1, v, out, err);
+}
+
+int analytics_trips_daily(struct pg *db, struct arena *a, int days, struct buf *out, struct api_error *err)
+{
+	const char *v[] = { pg_int(a, days) };
+	return document(db, a, DAILY, 1, v, out, err);
 }

@@ -18,6 +18,9 @@ int analytics_trips_total(struct pg *db, struct arena *a, struct buf *out, struc
 int analytics_trips_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
 int analytics_revenue(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
 int analytics_revenue_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+/* Trips, completions and revenue of each of the last `days` days (1-366) of
+ * Bogotá's calendar, oldest first, from trip_days (migration 0010). */
+int analytics_trips_daily(struct pg *db, struct arena *a, int days, struct buf *out, struct api_error *err);
 /* The ten stations most travelled to from a station (completed trips). */
 int analytics_top_destinations(struct pg *db, struct arena *a, int64_t station_id, struct buf *out,
 			       struct api_error *err);

@@ -1,6 +1,7 @@
 #include "network.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/banned.h"
@@ -17,6 +18,7 @@ enum {
 	ALERT_CREATE,
 	ALERT_END,
 	PLACE_CHECK,
+	ALERTS_NEXT_CHANGE,
 };
 
 static const struct sql_stmt stmts[] = {
@@ -97,6 +99,14 @@ static const struct sql_stmt stmts[] = {
 	[PLACE_CHECK] = { "network_place_check",
 		"SELECT $1::int IS NULL OR EXISTS (SELECT 1 FROM stations WHERE station_id = $1),"
 		"  $2::int IS NULL OR EXISTS (SELECT 1 FROM routes WHERE route_id = $2)" },
+	/* When the station's active alerts next change by time alone: the
+	 * earliest start or end still to come, in ms since the epoch, or 0. */
+	[ALERTS_NEXT_CHANGE] = { "network_alerts_next_change",
+		"SELECT coalesce((extract(epoch FROM min(t)) * 1000)::bigint, 0) FROM ("
+		"  SELECT CASE WHEN al.start_timestamp > now() THEN al.start_timestamp ELSE al.end_timestamp END AS t"
+		"  FROM alerts al WHERE (al.station_id = $1"
+		"      OR al.route_id IN (SELECT route_id FROM route_stops WHERE station_id = $1))"
+		"    AND (al.start_timestamp > now() OR al.end_timestamp > now())) x" },
 };
 
 void network_register(void)
@@ -156,6 +166,16 @@ int network_alerts(struct pg *db, struct arena *a, int64_t station_id, int activ
 {
 	const char *v[] = { pg_int(a, station_id), active_only ? "true" : "false" };
 	return document(db, a, ALERTS, 2, v, out, err, "station");
+}
+
+int network_alerts_next_change(struct pg *db, struct arena *a, int64_t station_id, int64_t *ms, struct api_error *err)
+{
+	const char *v[] = { pg_int(a, station_id) };
+	PGresult *r = pg_exec(db, a, &stmts[ALERTS_NEXT_CHANGE], 1, v, err);
+	if (!r)
+		return -1;
+	*ms = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : 0;
+	return 0;
 }
 
 int network_routes(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)

@@ -27,6 +27,10 @@ int network_station(struct pg *db, struct arena *a, int64_t id, struct buf *out,
 int network_arrivals(struct pg *db, struct arena *a, int64_t station_id, struct buf *out, struct api_error *err);
 int network_alerts(struct pg *db, struct arena *a, int64_t station_id, int active_only, struct buf *out,
 		   struct api_error *err);
+/* When the station's active alerts change next with no write: the earliest
+ * alert start or end still to come (ms since the epoch), 0 when none. */
+int network_alerts_next_change(struct pg *db, struct arena *a, int64_t station_id, int64_t *ms,
+			       struct api_error *err);
 int network_routes(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
 int network_route(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err);
 

@@ -61,6 +61,13 @@ static int match_one(const char *pat, const char *path, int64_t ids[], int *nids
 		path++;
 		size_t pl = strcspn(pat, "/");
 		size_t sl = strcspn(path, "/");
+		if (pat[0] == '{' && pat[1] == '*') {
+			/* the rest of the path: one segment or more, none empty */
+			if (!*path || *path == '/' || strstr(path, "//") || path[strlen(path) - 1] == '/')
+				return 0;
+			*nids = n;
+			return bad_id ? -1 : 1;
+		}
 		if (*pat == '{') {
 			char seg[24];
 			int64_t v;
@@ -90,6 +97,25 @@ static int match_one(const char *pat, const char *path, int64_t ids[], int *nids
 		return 0;
 	*nids = n;
 	return bad_id ? -1 : 1;
+}
+
+const char *router_rest(const char *pattern, const char *path)
+{
+	const char *star = strstr(pattern, "/{*");
+	if (!star)
+		return NULL;
+	/* The segments before it are literal or ids: skip as many in path. */
+	int segments = 0;
+	for (const char *p = pattern; p <= star; p++)
+		segments += *p == '/';
+	const char *p = path;
+	for (int i = 0; i < segments; i++) {
+		p = strchr(p, '/');
+		if (!p)
+			return NULL;
+		p++;
+	}
+	return *p ? p : NULL;
 }
 
 enum router_result router_match(const struct route *table, size_t n, enum method method, const char *path,

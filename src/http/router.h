@@ -2,7 +2,9 @@
 #define TRANSITD_ROUTER_H
 /*
  * Matching a method and path against the route table. Patterns are literal
- * segments and {name} segments, which match a positive 64-bit integer.
+ * segments and {name} segments, which match a positive 64-bit integer; a
+ * last segment {*name} matches the rest of the path (one or more non-empty
+ * segments), which the handler reads from req->path (router_rest).
  */
 #include <stddef.h>
 
@@ -24,6 +26,10 @@ enum router_result {
 enum router_result router_match(const struct route *table, size_t n, enum method method, const char *path,
 				const struct route **out, int64_t ids[REQUEST_MAX_IDS], int *nids,
 				unsigned *allow, char *bad_param, size_t bad_len);
+
+/* The part of path a {*name} segment of pattern matched, or NULL when the
+ * pattern has none or path does not reach it. */
+const char *router_rest(const char *pattern, const char *path);
 
 /* "GET, POST" for a method bit set; returns buf. */
 const char *router_allow_string(unsigned allow, char *buf, size_t len);

@@ -28,8 +28,11 @@ def test_network_read(container):
 
 
 def test_web_files_from_the_image(container):
-    """WEB_DIR points at the files the image carries: dashboard and Swagger UI."""
-    for path in ("/", "/docs", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js",
+    """WEB_DIR points at the files the image carries: the console, its npm
+    files, Swagger UI."""
+    for path in ("/", "/console/app.js", "/console/pages/board.js", "/console/console.css",
+                 "/vendor/uplot/uPlot.esm.js", "/vendor/uplot/uPlot.min.css",
+                 "/docs", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js",
                  "/docs/swagger-ui-standalone-preset.js", "/docs/favicon-32x32.png", "/openapi.json"):
         r = requests.get(BASE + path, timeout=5)
         assert r.status_code == 200, (path, r.status_code)

@@ -489,3 +489,43 @@ def test_redis_killed_and_restarted_under_load(base, db):
         return a.status_code == 200 and b.headers.get("X-Cache") == "HIT"
     assert poll(hit_again, timeout=10, interval=0.2), "no HIT after Redis came back"
     assert poll(lambda: requests.get(base + "/health/cache", timeout=5).status_code == 200, timeout=10)
+
+
+# --- trips per day ------------------------------------------------------------
+
+def test_daily_series_matches_the_database(base, traffic, db, operator):
+    flush_cache(ANALYTICS_KEYS)
+    r = get(base, "/analytics/trips/daily?days=366")
+    assert r.status_code == 200 and r.headers["X-Cache"] == "MISS", r.text
+    body = r.json()
+    days = body["days"]
+    assert len(days) == 366 and body["time_zone"] == "America/Bogota" and body["currency"] == "COP"
+    assert days[-1]["date"] == body["today"] == db_scalar(db, "SELECT (now() AT TIME ZONE 'America/Bogota')::date::text")
+    assert [d["date"] for d in days] == sorted(d["date"] for d in days)
+    # Every trip of the suite boarded within a year: the days add up to the totals.
+    totals = doc(base, "/analytics/trips/total")
+    assert sum(d["total_trips"] for d in days) == totals["total_trips"]
+    assert sum(d["completed_trips"] for d in days) == totals["completed_trips"]
+    assert sum(d["total_revenue"] for d in days) == totals["total_revenue"]
+    today = db_rows(db, """SELECT count(*), count(*) FILTER (WHERE disembarking_time IS NOT NULL),
+                                  coalesce(sum(fare_amount), 0)::bigint FROM trips
+                           WHERE (boarding_time AT TIME ZONE 'America/Bogota')::date
+                                 = (now() AT TIME ZONE 'America/Bogota')::date""")[0]
+    assert (days[-1]["total_trips"], days[-1]["completed_trips"], days[-1]["total_revenue"]) == today
+    assert get(base, "/analytics/trips/daily?days=366").headers["X-Cache"] == "HIT"
+    # A tap-in counts today at once (the write invalidates every variant).
+    week = doc(base, "/analytics/trips/daily?days=7")["days"]
+    card = new_card(base, operator)
+    tap_in(base, operator, card, 1, db_scalar(db, "SELECT station_id FROM route_stops WHERE route_id = 1"
+                                                  " ORDER BY stop_sequence LIMIT 1"))
+    assert poll(lambda: doc(base, "/analytics/trips/daily?days=7")["days"][-1]["total_trips"]
+                == week[-1]["total_trips"] + 1, timeout=NEAR_CACHE_S + 1)
+
+
+@pytest.mark.parametrize("days", ["0", "367", "x", "-1", "1.5"])
+def test_daily_series_bounds(base, days):
+    assert_problem(get(base, "/analytics/trips/daily?days=" + days), 422, "validation", "days")
+
+
+def test_daily_series_default_is_30_days(base):
+    assert len(doc(base, "/analytics/trips/daily")["days"]) == 30

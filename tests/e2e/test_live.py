@@ -194,3 +194,22 @@ def test_sigterm_ends_streams_cleanly(spawn):
     st.close()
     assert ended, "the stream was not closed on SIGTERM"
     assert s.proc.wait(timeout=10) == 0
+
+
+def test_an_alert_that_ends_at_its_time_leaves_the_stream(base):
+    """No write announces that an alert has ended by its end_timestamp: the
+    board reads the alerts again at that time."""
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+    r = requests.post(base + V1 + "/alerts", headers=admin_headers(base), timeout=10,
+                      json={"message": "live: ends by itself", "severity": "INFO", "station_id": STATION,
+                            "end_timestamp": end})
+    assert r.status_code == 201, r.text
+    alert = r.json()["alert_id"]
+    s = Stream(port_of(base))
+    try:
+        assert s.until(has_alert(alert), timeout=3), "the alert is not on the board"
+        gone = s.until(lambda ev: ev[1] == "alerts" and alert not in [a["alert_id"] for a in ev[2]["alerts"]],
+                       timeout=6)
+        assert gone, "the ended alert stayed on the board"
+    finally:
+        s.close()

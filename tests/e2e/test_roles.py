@@ -127,6 +127,8 @@ ROUTES = {
     "GET /docs/swagger-ui-standalone-preset.js": Row(PUBLIC),
     "GET /docs/favicon-32x32.png": Row(PUBLIC),
     "GET /": Row(PUBLIC),
+    "GET /console/{*file}": Row(PUBLIC, **{"*file": "console_file"}),
+    "GET /vendor/{*file}": Row(PUBLIC, **{"*file": "vendor_file"}),
     # network
     "GET /api/v1/localities": Row(PUBLIC),
     "GET /api/v1/stations": Row(PUBLIC),
@@ -177,6 +179,7 @@ ROUTES = {
     "GET /api/v1/fares": Row(PUBLIC),
     # analytics (public) and the cache (admin)
     "GET /api/v1/analytics/trips/total": Row(PUBLIC),
+    "GET /api/v1/analytics/trips/daily": Row(PUBLIC),
     "GET /api/v1/trips/total": Row(PUBLIC),
     "GET /api/v1/analytics/trips/localities": Row(PUBLIC),
     "GET /api/v1/trips/total/localities": Row(PUBLIC),
@@ -239,6 +242,7 @@ def ctx(base, tokens):
         "email": email, "password": password, "first_name": "Matriz", "last_name": "Usuario"})
     assert r.status_code == 201, r.text
     c = {"base": base, "card": new_card(), "block_card": new_card(), "patch_user": r.json()["user_id"],
+         "console_file": "pages/board.js", "vendor_file": "uplot/uPlot.esm.js",
          "user_email": email, "user_password": password,
          "rider_id": requests.get(base + V1 + "/users/me", headers=rider).json()["user_id"]}
     c["station_id"] = requests.get(base + V1 + "/stations", params={"limit": 1}).json()["stations"][0]["station_id"]

@@ -41,7 +41,7 @@ def test_pages_carry_a_policy_that_allows_only_their_own_scripts(base):
         script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src")).split()[1:]
         assert "'unsafe-inline'" not in script_src
         inline = re.findall(r"<script>(.*?)</script>", r.text, re.S)
-        assert inline, path
+        assert inline or path == "/", path  # the console loads its modules by src; /docs has inline code
         for code in inline:
             digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
             assert "'sha256-%s'" % digest in script_src, (path, csp)

@@ -36,6 +36,9 @@ static const struct route table[] = {
 	R(METHOD_POST, "/api/v1/cards/{card_id}/topups", ROUTE_JSON_BODY, "topup"),
 	R(METHOD_GET, "/v1/stations", 0, "alias list"),
 	R(METHOD_GET, "/v1/stations/{station_id}", 0, "alias station"),
+	R(METHOD_GET, "/console/{*file}", ROUTE_INLINE, "console file"),
+	R(METHOD_GET, "/console/index", ROUTE_INLINE, "console literal"),
+	R(METHOD_GET, "/runs/{run_id}/files/{*file}", 0, "run file"),
 };
 #define NT (sizeof(table) / sizeof(table[0]))
 
@@ -311,6 +314,31 @@ static void test_method_parse_and_name(void **state)
 	assert_string_equal(router_method_name((enum method)128), "?");
 }
 
+static void test_rest_segment(void **state)
+{
+	(void)state;
+	expect_ok(METHOD_GET, "/console/app.js", "console file", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/console/pages/board.js", "console file", 0, 0, 0, 0);
+	expect_ok(METHOD_GET, "/console/pages/", "console file", 0, 0, 0, 0); /* trailing slash trimmed */
+	expect_ok(METHOD_GET, "/console/index", "console file", 0, 0, 0, 0);  /* first row wins */
+	expect_ok(METHOD_GET, "/runs/7/files/a/b.txt", "run file", 1, 7, 0, 0);
+	assert_int_equal(match(METHOD_GET, "/console").r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, "/console/").r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, "/console//app.js").r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, "/console/a//b.js").r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, "/consoles/app.js").r, ROUTER_NOT_FOUND);
+	assert_int_equal(match(METHOD_GET, "/runs/x/files/a").r, ROUTER_BAD_ID);
+	struct m m = match(METHOD_POST, "/console/app.js");
+	assert_int_equal(m.r, ROUTER_METHOD_NOT_ALLOWED);
+	assert_int_equal(m.allow, METHOD_GET | METHOD_HEAD);
+
+	assert_string_equal(router_rest("/console/{*file}", "/console/pages/board.js"), "pages/board.js");
+	assert_string_equal(router_rest("/runs/{run_id}/files/{*f}", "/runs/12/files/a/b"), "a/b");
+	assert_null(router_rest("/console/{*file}", "/console/"));
+	assert_null(router_rest("/console/{*file}", "/console"));
+	assert_null(router_rest("/docs", "/docs"));
+}
+
 static void test_empty_table(void **state)
 {
 	(void)state;
@@ -340,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_long_path),
 		cmocka_unit_test(test_allow_string),
 		cmocka_unit_test(test_method_parse_and_name),
+		cmocka_unit_test(test_rest_segment),
 		cmocka_unit_test(test_empty_table),
 	};
 	return cmocka_run_group_tests_name("router", tests, NULL, NULL);
