@@ -523,7 +523,7 @@ unset BENCH_TOKEN BENCH_CARD_LO BENCH_CARD_HI BENCH_ROUTE BENCH_BOARD BENCH_ALIG
 
 # pgbench ceilings on the same database and cards:
 #  - "calls": what transitd sends for a pair, the tap-in call and the tap-out
-#    call (db/migrations/0010_money_calls.sql), two commits per pair, at 50
+#    call (db/migrations/0011_money_calls.sql), two commits per pair, at 50
 #    clients (wrk's concurrency) and at 16 (transitd's workers);
 #  - "single": the earlier brief's one transaction per pair (lock card,
 #    ledger row, card update, trip insert, trip close), for reference.

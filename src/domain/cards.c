@@ -52,7 +52,7 @@ static const struct sql_stmt stmts[] = {
 		"  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3"
 		"    THEN (SELECT min(entry_id) FROM shown)::text END)::text"
 		" FROM cards c WHERE c.card_id = $1" },
-	/* One call (db/migrations/0010_money_calls.sql): key, checks, card,
+	/* One call (db/migrations/0011_money_calls.sql): key, checks, card,
 	 * ledger and recharge rows, stored answer. */
 	[RECHARGE] = { "card_recharge",
 		"SELECT " WRITE_OUTCOME_COLUMNS " FROM api_card_recharge($1, $2, $3, $4, $5, $6, $7)" },

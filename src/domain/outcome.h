@@ -2,7 +2,7 @@
 #define TRANSITD_DOMAIN_OUTCOME_H
 /*
  * Money writes are one call each of a function in SQL
- * (db/migrations/0010_money_calls.sql): the call claims the request's
+ * (db/migrations/0011_money_calls.sql): the call claims the request's
  * Idempotency-Key, checks and applies the request, and stores a successful
  * answer, all in one statement and one transaction, so a write costs one
  * round trip to PostgreSQL and holds its row locks only while PostgreSQL

@@ -50,7 +50,7 @@ static const struct sql_stmt stmts[] = {
 		" VALUES ($1, $2, $3, $4, $5) RETURNING run_id" },
 	[RUN_SEATS] = { "rail_run_seats", "SELECT rail_run_seats($1)" },
 	[RUN_DOC] = { "rail_run_doc", "SELECT " RUN_JSON "::text" RUN_FROM " WHERE r.run_id = $1" },
-	/* Booking and cancellation, one call each (db/migrations/0010_money_calls.sql):
+	/* Booking and cancellation, one call each (db/migrations/0011_money_calls.sql):
 	 * the key, seats locked and checked, card charged or refunded, ledger,
 	 * booking and its seats, the stored answer. */
 	[BOOK] = { "rail_book",

@@ -8,7 +8,7 @@
 enum { START, END, GET, BY_CARD, BY_USER, FARES };
 
 static const struct sql_stmt stmts[] = {
-	/* Tap-in and tap-out, one call each (db/migrations/0010_money_calls.sql):
+	/* Tap-in and tap-out, one call each (db/migrations/0011_money_calls.sql):
 	 * the key, the checks, the fare engine (fare_decide) and the writes. */
 	[START] = { "trip_start",
 		"SELECT " WRITE_OUTCOME_COLUMNS " FROM api_trip_start($1, $2, $3, $4, $5, $6, $7, $8, $9)" },

@@ -32,7 +32,7 @@ static const struct sql_stmt stmts[] = {
 		"SELECT json_build_object('total_users', coalesce(sum(users), 0)::bigint)::text FROM user_counts" },
 	/* Active: has an active card that travelled in the last 30 days. Riders
 	 * counted by their last day of travel, kept by the card writes
-	 * (db/migrations/0011_analytics_counters.sql, active_riders). */
+	 * (db/migrations/0012_analytics_counters.sql, active_riders). */
 	[ACTIVE] = { "users_active_total",
 		"SELECT json_build_object('active_users_count', active_riders(now()))::text" },
 	[NEWEST] = { "users_newest",

@@ -1,5 +1,5 @@
 """The counters behind the cold analytics (issue 11, item 4;
-db/migrations/0011_analytics_counters.sql): riders by their last day of
+db/migrations/0012_analytics_counters.sql): riders by their last day of
 travel, completed trips per (boarding, alighting) station pair, users per
 shard. Each is checked against the definition computed from the base tables
 (API.md, Details) after the writes that move it: taps, a card blocked and

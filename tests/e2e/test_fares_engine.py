@@ -1,4 +1,4 @@
-"""The fare engine, fare_decide() in SQL (db/migrations/0010_money_calls.sql),
+"""The fare engine, fare_decide() in SQL (db/migrations/0011_money_calls.sql),
 called directly: a tap-in decides its fare inside its one call to the
 database, so the engine lives there. Each row of CASES is one rule in force,
 card and previous boarding, with the whole decision expected; then a chained
