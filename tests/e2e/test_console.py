@@ -231,7 +231,7 @@ def test_console_as_admin(base, browser, db):
     other.js("document.querySelector('select[name=severity]').value = 'CRITICAL'")
     other.click("form button[type=submit]")
     t0 = time.time()
-    alert_id = other.wait("(() => { const m = document.querySelector('form [role=status]').textContent.match(/#(\\d+)/);"
+    alert_id = other.wait("(() => { const m = document.querySelector('form [role=status]')?.textContent.match(/#(\\d+)/);"
                           " return m && Number(m[1]); })()", what="the alert to be published")
     page.wait("document.querySelector('[data-alert-id=\"%d\"]')" % alert_id, timeout=5,
               what="the new alert on the board")
@@ -262,12 +262,12 @@ def test_console_as_admin(base, browser, db):
     audit(page, "cards")
     shot(page, "07-card")
     page.click('[data-action="block"]')
-    page.wait("document.querySelector('[data-testid=card-status]').dataset.value === 'blocked'", what="blocked")
+    page.wait("document.querySelector('[data-testid=card-status]')?.dataset.value === 'blocked'", what="blocked")
     assert requests.get(base + V1 + "/cards/%d" % card, headers=admin).json()["status"] == "blocked"
     assert "blocked" in page.js("document.querySelector('[data-testid=card-status]').textContent")
     shot(page, "08-card-blocked")
     page.click('[data-action="unblock"]')
-    page.wait("document.querySelector('[data-testid=card-status]').dataset.value === 'active'", what="unblocked")
+    page.wait("document.querySelector('[data-testid=card-status]')?.dataset.value === 'active'", what="unblocked")
     assert requests.get(base + V1 + "/cards/%d" % card, headers=admin).json()["status"] == "active"
     page.fill("input[name=amount]", "5000")
     page.click("#recharge-title ~ button[type=submit], form[aria-labelledby=recharge-title] button[type=submit]")
