@@ -1,4 +1,5 @@
 # transitd build. `make` builds build/transitd; `make asan` the sanitizer build;
+# `make unit` the unit tests (`make unit-asan` under ASan and UBSan);
 # `make run` and `make test` are the README's two commands.
 
 PKGS     := libpq hiredis jansson libsodium libjwt uuid librabbitmq
@@ -18,6 +19,8 @@ ASAN_OBJ := $(SRC:%.c=build/asan/%.o)
 EMBED    := $(wildcard db/migrations/*.sql db/seed/*.sql) docs/openapi.json
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
+UNIT_ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit-asan/%)
+ASAN_LIB_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 
 # libFuzzer harnesses (clang from Debian): the library built again with
 # coverage instrumentation, ASan and UBSan; one binary per harness.
@@ -28,7 +31,7 @@ FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_OBJ   := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all asan web unit test run cluster test-cluster image test-image bench bench-app bench-cluster bench-async \
+.PHONY: all asan web unit unit-asan test run cluster test-cluster image test-image bench bench-app bench-cluster bench-async \
 	clean fuzz fuzz-build test-faults
 
 all: build/transitd web
@@ -70,9 +73,24 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build/unit/%: tests/unit/%.c $(LIB_OBJ) build/obj/gen/embedded.o
+# Unit tests link the library as an archive: a test that #includes the .c
+# it tests (to reach its static functions) defines that module's symbols
+# itself, so the archive's copy of the module is never pulled in.
+build/libtransitd.a: $(LIB_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+build/asan/libtransitd.a: $(ASAN_LIB_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+build/unit/%: tests/unit/%.c build/libtransitd.a build/obj/gen/embedded.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLFLAGS) $(CFLAGS) -Isrc $< $(LIB_OBJ) build/obj/gen/embedded.o $(LIBS) $(shell pkg-config --libs cmocka) -o $@
+	$(CC) $(ALLFLAGS) $(CFLAGS) -Isrc $< build/libtransitd.a build/obj/gen/embedded.o $(LIBS) $(shell pkg-config --libs cmocka) -o $@
+
+build/unit-asan/%: tests/unit/%.c build/asan/libtransitd.a build/obj/gen/embedded.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLFLAGS) $(ASANFLAGS) -Isrc $< build/asan/libtransitd.a build/obj/gen/embedded.o $(LIBS) $(shell pkg-config --libs cmocka) -o $@
 
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -96,6 +114,10 @@ test-faults:
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# The same tests built with ASan and UBSan, against the library built so.
+unit-asan: $(UNIT_ASAN_BIN)
+	@set -e; for t in $(UNIT_ASAN_BIN); do echo "== $$t"; $$t; done
 
 test:
 	@bash scripts/test.sh
