@@ -1,5 +1,8 @@
 /* Unit tests for src/auth/token.c: which JWT secrets are refused, the
- * header check in front of libjwt, and the memo of verified tokens. */
+ * header check in front of libjwt, what verification refuses (expiry,
+ * signature, algorithm, malformed segments, missing or wrong claims), and
+ * the memo of verified tokens. The file is included so that the memo's
+ * answer can be compared with a fresh verification (verify_signed). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 #include <unistd.h>
 
-#include "auth/auth.h"
+#include "auth/token.c"
+#include "core/buf.h"
 
 static int refused(const char *secret)
 {
@@ -163,6 +168,462 @@ static void test_remembered_token_expires(void **state)
 	free(tok);
 }
 
+/* Tokens made by hand, to say exactly what a client may send. */
+#define SECRET "test-secret-Qm9Yx3Lk8Zp2Wv7Rt5Nc1Hs6Jd4Fg0BaE"
+#define OTHER_SECRET "other-secret-Vb3Nq8Rw1Ty6Ui9Op2As5Df7Gh4Jk0Lz"
+
+static void configure(int ttl)
+{
+	static struct config c;
+	memset(&c, 0, sizeof(c));
+	c.jwt_secret = SECRET;
+	c.access_token_ttl_s = ttl;
+	char err[256];
+	assert_int_equal(auth_configure(&c, err, sizeof(err)), 0);
+	revocation_clear();
+	revocation_set_current(1);
+}
+
+static void b64url(struct buf *b, const void *raw, size_t n)
+{
+	char out[1024];
+	assert_true(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING) <= sizeof(out));
+	sodium_bin2base64(out, sizeof(out), raw, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	buf_adds(b, out);
+}
+
+/* header.payload.signature, the signature HMAC-SHA256 (or -512) under
+ * secret; a NULL secret leaves the signature empty. Caller frees. */
+static char *forge(const char *header, const char *payload, const char *secret, int sha512)
+{
+	struct buf b = BUF_INIT;
+	b64url(&b, header, strlen(header));
+	buf_addch(&b, '.');
+	b64url(&b, payload, strlen(payload));
+	buf_addch(&b, '.');
+	if (secret) {
+		size_t signed_len = b.len - 1;
+		if (sha512) {
+			unsigned char mac[crypto_auth_hmacsha512_BYTES];
+			crypto_auth_hmacsha512_state st;
+			crypto_auth_hmacsha512_init(&st, (const unsigned char *)secret, strlen(secret));
+			crypto_auth_hmacsha512_update(&st, (const unsigned char *)b.ptr, signed_len);
+			crypto_auth_hmacsha512_final(&st, mac);
+			b64url(&b, mac, sizeof(mac));
+		} else {
+			unsigned char mac[crypto_auth_hmacsha256_BYTES];
+			crypto_auth_hmacsha256_state st;
+			crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+			crypto_auth_hmacsha256_update(&st, (const unsigned char *)b.ptr, signed_len);
+			crypto_auth_hmacsha256_final(&st, mac);
+			b64url(&b, mac, sizeof(mac));
+		}
+	}
+	return buf_detach(&b, NULL);
+}
+
+#define HS256 "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
+#define JTI "jti-0123456789abcdefghijklmnopqrstuvwxyzABCDE"
+#define FAM "fam-0123456789abcdefghijklmnopqrstuvwxyzABCDE"
+
+/* The claims transitd issues; extra is spliced in before the closing brace
+ * (a later duplicate of a claim is refused by the parser, not taken). */
+static char *claims(long long exp_from_now, const char *extra)
+{
+	long long now = (long long)time(NULL);
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "{\"sub\":\"77\",\"role\":\"rider\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"" JTI "\",\"fam\":\"" FAM
+		 "\",\"ims\":%lld%s}", now, now + exp_from_now, now * 1000, extra ? extra : "");
+	return buf_detach(&b, NULL);
+}
+
+static enum token_result verify_forged(const char *header, const char *payload, const char *secret, int sha512)
+{
+	char *tok = forge(header, payload, secret, sha512);
+	struct principal p;
+	enum token_result rc = token_verify(tok, &p);
+	free(tok);
+	return rc;
+}
+
+/* The payload without one claim, or with one claim's value replaced. */
+static char *claims_with(const char *name, const char *value)
+{
+	long long now = (long long)time(NULL);
+	char iat[24], exp[24], ims[24];
+	snprintf(iat, sizeof(iat), "%lld", now);
+	snprintf(exp, sizeof(exp), "%lld", now + 600);
+	snprintf(ims, sizeof(ims), "%lld", now * 1000);
+	const char *names[] = { "sub", "role", "iat", "exp", "jti", "fam", "ims" };
+	const char *values[] = { "\"77\"", "\"rider\"", iat, exp, "\"" JTI "\"", "\"" FAM "\"", ims };
+	struct buf b = BUF_INIT;
+	buf_addch(&b, '{');
+	int first = 1;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *v = strcmp(names[i], name) ? values[i] : value;
+		if (!v)
+			continue;
+		buf_addf(&b, "%s\"%s\":%s", first ? "" : ",", names[i], v);
+		first = 0;
+	}
+	buf_addch(&b, '}');
+	return buf_detach(&b, NULL);
+}
+
+static enum token_result verify_claims_with(const char *name, const char *value)
+{
+	char *payload = claims_with(name, value);
+	enum token_result rc = verify_forged(HS256, payload, SECRET, 0);
+	free(payload);
+	return rc;
+}
+
+/* The hand-made token is what token_issue makes: accepted, claims read. */
+static void test_forged_with_the_secret_accepted(void **state)
+{
+	(void)state;
+	configure(600);
+	char *payload = claims(600, NULL);
+	char *tok = forge(HS256, payload, SECRET, 0);
+	struct principal p;
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	assert_int_equal(p.user_id, 77);
+	assert_int_equal(p.role, ROLE_RIDER);
+	assert_string_equal(p.jti, JTI);
+	assert_string_equal(p.fam, FAM);
+	assert_int_equal(p.issued_ms, (int64_t)time(NULL) * 1000);
+	/* Without "ims" (older tokens) issued_ms is iat in ms. */
+	char *old = claims_with("ims", NULL);
+	char *old_tok = forge(HS256, old, SECRET, 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(token_verify(old_tok, &p), TOKEN_OK);
+	assert_int_equal(p.issued_ms % 1000, 0);
+	assert_true(p.issued_ms > 0);
+	free(old_tok);
+	free(old);
+	free(tok);
+	free(payload);
+}
+
+/* Expired at exp, not a second later. */
+static void test_expired_refused(void **state)
+{
+	(void)state;
+	configure(600);
+	char *past = claims(-10, NULL);
+	char *now = claims(0, NULL);
+	assert_int_equal(verify_forged(HS256, past, SECRET, 0), TOKEN_EXPIRED);
+	assert_int_equal(verify_forged(HS256, now, SECRET, 0), TOKEN_EXPIRED);
+	/* An expired token is not remembered as verified. */
+	assert_int_equal(verify_forged(HS256, past, SECRET, 0), TOKEN_EXPIRED);
+	/* Forged and expired: the signature is refused first, so an attacker
+	 * learns nothing of the claims. */
+	assert_int_equal(verify_forged(HS256, past, OTHER_SECRET, 0), TOKEN_INVALID);
+	free(past);
+	free(now);
+}
+
+static void test_wrong_signature_refused(void **state)
+{
+	(void)state;
+	configure(600);
+	char *payload = claims(600, NULL);
+	assert_int_equal(verify_forged(HS256, payload, OTHER_SECRET, 0), TOKEN_INVALID);
+	/* The secret with a byte less or more. */
+	assert_int_equal(verify_forged(HS256, payload, SECRET "x", 0), TOKEN_INVALID);
+	char shorter[] = SECRET;
+	shorter[sizeof(shorter) - 2] = '\0';
+	assert_int_equal(verify_forged(HS256, payload, shorter, 0), TOKEN_INVALID);
+	/* No signature at all. */
+	assert_int_equal(verify_forged(HS256, payload, NULL, 0), TOKEN_INVALID);
+	/* The signature cut short, or with bytes after it. */
+	char *tok = forge(HS256, payload, SECRET, 0);
+	size_t n = strlen(tok);
+	struct principal p;
+	char *cut = strndup(tok, n - 4);
+	assert_int_equal(token_verify(cut, &p), TOKEN_INVALID);
+	char *longer = malloc(n + 5);
+	snprintf(longer, n + 5, "%sAAAA", tok);
+	assert_int_equal(token_verify(longer, &p), TOKEN_INVALID);
+	/* Another token's signature on these claims. */
+	char *other_payload = claims(601, NULL);
+	char *other = forge(HS256, other_payload, SECRET, 0);
+	char *spliced = strdup(tok);
+	const char *other_sig = strrchr(other, '.');
+	char *sig = strrchr(spliced, '.');
+	assert_int_equal(strlen(sig), strlen(other_sig));
+	memcpy(sig, other_sig, strlen(other_sig));
+	assert_int_equal(token_verify(spliced, &p), TOKEN_INVALID);
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	free(spliced);
+	free(other);
+	free(other_payload);
+	free(longer);
+	free(cut);
+	free(tok);
+	free(payload);
+}
+
+/* Only HS256: "none", another HMAC, a public-key algorithm, another
+ * spelling, or a header that says two things are all refused. */
+static void test_wrong_algorithm_refused(void **state)
+{
+	(void)state;
+	configure(600);
+	char *payload = claims(600, NULL);
+	assert_int_equal(verify_forged("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, NULL, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":\"none\"}", payload, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":\"None\"}", payload, NULL, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", payload, SECRET, 1), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", payload, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":\"hs256\"}", payload, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":\"HS256 \"}", payload, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"typ\":\"JWT\"}", payload, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":256}", payload, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":[\"HS256\"]}", payload, SECRET, 0), TOKEN_INVALID);
+	/* Two algs: whichever a parser would take, the header is refused. */
+	assert_int_equal(verify_forged("{\"alg\":\"HS256\",\"alg\":\"none\"}", payload, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("{\"alg\":\"none\",\"alg\":\"HS256\"}", payload, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged("[\"HS256\"]", payload, SECRET, 0), TOKEN_INVALID);
+	/* The same claims with the right header pass: the header was the reason. */
+	assert_int_equal(verify_forged("{\"alg\":\"HS256\"}", payload, SECRET, 0), TOKEN_OK);
+	free(payload);
+}
+
+static void test_malformed_segments_refused(void **state)
+{
+	(void)state;
+	configure(600);
+	char *payload = claims(600, NULL);
+	char *tok = forge(HS256, payload, SECRET, 0);
+	const char *dot1 = strchr(tok, '.'), *dot2 = strrchr(tok, '.');
+	struct principal p;
+	const char *shapes[] = { "", ".", "..", "...", "a", "a.b", "a.b.c", "a.b.c.d", "eyJhbGciOiJIUzI1NiJ9",
+				 "eyJhbGciOiJIUzI1NiJ9.", "eyJhbGciOiJIUzI1NiJ9..", "eyJhbGciOiJIUzI1NiJ9.e30." };
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+		if (token_verify(shapes[i], &p) != TOKEN_INVALID)
+			fail_msg("accepted \"%s\"", shapes[i]);
+	struct buf b = BUF_INIT;
+	/* A fourth segment. */
+	buf_addf(&b, "%s.%s", tok, "e30");
+	assert_int_equal(token_verify(b.ptr, &p), TOKEN_INVALID);
+	/* Header or payload missing, signature kept. */
+	buf_reset(&b);
+	buf_addf(&b, "%s", dot1);
+	assert_int_equal(token_verify(b.ptr, &p), TOKEN_INVALID);
+	buf_reset(&b);
+	buf_add(&b, tok, (size_t)(dot1 - tok) + 1);
+	buf_adds(&b, dot2);
+	assert_int_equal(token_verify(b.ptr, &p), TOKEN_INVALID);
+	/* Base64 with padding, or the standard alphabet's characters. */
+	buf_reset(&b);
+	buf_add(&b, tok, (size_t)(dot1 - tok));
+	buf_adds(&b, "=");
+	buf_adds(&b, dot1);
+	assert_int_equal(token_verify(b.ptr, &p), TOKEN_INVALID);
+	buf_reset(&b);
+	buf_adds(&b, tok);
+	b.ptr[2] = '+';
+	assert_int_equal(token_verify(b.ptr, &p), TOKEN_INVALID);
+	/* Payloads that are not a JSON object, signed properly. */
+	const char *bodies[] = { "", "null", "[]", "\"77\"", "{", "{\"sub\":\"77\"", "not json" };
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		if (verify_forged(HS256, bodies[i], SECRET, 0) != TOKEN_INVALID)
+			fail_msg("accepted the payload '%s'", bodies[i]);
+	/* Longer than any token transitd issues. */
+	buf_reset(&b);
+	buf_adds(&b, tok);
+	while (b.len <= 2048)
+		buf_addch(&b, 'A');
+	assert_int_equal(token_verify(b.ptr, &p), TOKEN_INVALID);
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	buf_release(&b);
+	free(tok);
+	free(payload);
+}
+
+/* Every claim transitd reads must be there, of the right type and range. */
+static void test_wrong_claims_refused(void **state)
+{
+	(void)state;
+	configure(600);
+	const char *cases[][2] = {
+		{ "sub", NULL },	  { "sub", "77" },	    { "sub", "\"\"" },
+		{ "sub", "\"0\"" },	  { "sub", "\"-77\"" },	    { "sub", "\"77x\"" },
+		{ "sub", "\"x77\"" },	  { "sub", "\"99999999999999999999\"" },
+		{ "role", NULL },	  { "role", "\"root\"" },   { "role", "\"Rider\"" },
+		{ "role", "\"\"" },	  { "role", "1" },	    { "role", "[\"rider\"]" },
+		{ "exp", NULL },	  { "iat", NULL },	    { "jti", NULL },
+		{ "jti", "\"\"" },
+		{ "jti", "1" },		  { "fam", NULL },	    { "fam", "\"\"" },
+		/* 48 characters: one more than a jti or family id can hold. */
+		{ "jti", "\"0123456789abcdef0123456789abcdef0123456789abcdef\"" },
+		{ "fam", "\"0123456789abcdef0123456789abcdef0123456789abcdef\"" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (verify_claims_with(cases[i][0], cases[i][1]) != TOKEN_INVALID)
+			fail_msg("accepted %s = %s", cases[i][0], cases[i][1] ? cases[i][1] : "(missing)");
+	/* libjwt reads an exp that is not a number as 0: refused, as expired. */
+	assert_int_not_equal(verify_claims_with("exp", "\"tomorrow\""), TOKEN_OK);
+	assert_int_not_equal(verify_claims_with("exp", "null"), TOKEN_OK);
+	/* Each role transitd issues is read as itself. */
+	const char *roles[] = { "\"rider\"", "\"operator\"", "\"admin\"" };
+	enum role want[] = { ROLE_RIDER, ROLE_OPERATOR, ROLE_ADMIN };
+	for (int i = 0; i < 3; i++) {
+		char *payload = claims_with("role", roles[i]);
+		char *tok = forge(HS256, payload, SECRET, 0);
+		struct principal p;
+		assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+		assert_int_equal(p.role, want[i]);
+		free(tok);
+		free(payload);
+	}
+}
+
+/* Revocation of the user (every token issued before a cut-off), of the
+ * family and of the token itself, memo or not. */
+static void test_revocations_apply(void **state)
+{
+	(void)state;
+	configure(600);
+	char fam[48], jti[48];
+	int64_t exp;
+	token_random(fam);
+	char *tok = token_issue(91, ROLE_ADMIN, fam, jti, &exp);
+	struct principal p;
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	int64_t issued = p.issued_ms;
+	char entry[80];
+	/* A cut-off at or before the token's issue leaves it alone. */
+	snprintf(entry, sizeof(entry), "u:91:%lld", (long long)issued);
+	revocation_add(entry, exp + 60);
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	/* Another user's cut-off too. */
+	snprintf(entry, sizeof(entry), "u:92:%lld", (long long)issued + 1000);
+	revocation_add(entry, exp + 60);
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	/* A later one revokes it. */
+	snprintf(entry, sizeof(entry), "u:91:%lld", (long long)issued + 1);
+	revocation_add(entry, exp + 60);
+	assert_int_equal(token_verify(tok, &p), TOKEN_REVOKED);
+	revocation_clear();
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	snprintf(entry, sizeof(entry), "f:%s", fam);
+	revocation_add(entry, exp + 60);
+	assert_int_equal(token_verify(tok, &p), TOKEN_REVOKED);
+	revocation_clear();
+	/* Not current, but failing open (AUTH_FAIL_OPEN): accepted. */
+	revocation_set_current(0);
+	assert_int_equal(token_verify(tok, &p), TOKEN_UNVERIFIABLE);
+	revocation_fail_open(1);
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	/* A revoked token stays revoked when failing open. */
+	snprintf(entry, sizeof(entry), "j:%s", jti);
+	revocation_add(entry, exp + 60);
+	assert_int_equal(token_verify(tok, &p), TOKEN_REVOKED);
+	revocation_fail_open(0);
+	revocation_set_current(1);
+	revocation_clear();
+	free(tok);
+}
+
+/* The memo never answers for bytes it has not verified: every one-character
+ * change of a remembered token gets the answer a fresh verification gives,
+ * and is refused unless the change only touches base64 padding bits that
+ * decode to the same bytes. */
+static void test_memo_never_accepts_a_changed_token(void **state)
+{
+	(void)state;
+	configure(600);
+	char fam[48], jti[48];
+	int64_t exp;
+	token_random(fam);
+	char *tok = token_issue(55, ROLE_OPERATOR, fam, jti, &exp);
+	struct principal p, fresh;
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	size_t n = strlen(tok);
+	const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+	char *mut = strdup(tok);
+	for (size_t i = 0; i < n; i++) {
+		for (const char *c = alphabet; *c; c += 7) {
+			if (*c == tok[i])
+				continue;
+			mut[i] = *c;
+			enum token_result memo = token_verify(mut, &p);
+			enum token_result direct = verify_signed(mut, &fresh);
+			if (memo != direct)
+				fail_msg("memo says %d, verification %d, for a change at %zu", memo, direct, i);
+			if (memo == TOKEN_OK) {
+				/* Only the last character of a segment carries padding bits. */
+				int last_of_segment = i + 1 == n || tok[i + 1] == '.';
+				if (!last_of_segment)
+					fail_msg("accepted a change at %zu ('%c' for '%c')", i, *c, tok[i]);
+				assert_int_equal(p.user_id, 55);
+				assert_string_equal(p.jti, jti);
+			}
+			/* The original is still remembered, and still right. */
+			assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+			mut[i] = tok[i];
+		}
+	}
+	/* Cut anywhere: refused. */
+	for (size_t i = 1; i < n; i++) {
+		mut[i] = '\0';
+		assert_int_not_equal(token_verify(mut, &p), TOKEN_OK);
+		mut[i] = tok[i];
+	}
+	free(mut);
+	free(tok);
+}
+
+/* The memo is per thread and keyed per process (each auth_configure draws
+ * a new key): another thread verifies afresh, and after a new secret a
+ * remembered token signed with the old one is refused. */
+static void *verify_on_thread(void *arg)
+{
+	struct principal p;
+	return (void *)(intptr_t)token_verify(arg, &p);
+}
+
+static void test_memo_per_thread_and_secret(void **state)
+{
+	(void)state;
+	configure(600);
+	char fam[48], jti[48];
+	int64_t exp;
+	token_random(fam);
+	char *tok = token_issue(56, ROLE_RIDER, fam, jti, &exp);
+	struct principal p;
+	assert_int_equal(token_verify(tok, &p), TOKEN_OK);
+	/* This thread remembers it; a thread of its own has no memo of it. */
+	int remembered = 0;
+	for (int i = 0; i < MEMO_SLOTS; i++)
+		remembered += memos[i].valid && !strcmp(memos[i].p.jti, jti);
+	assert_int_equal(remembered, 1);
+	pthread_t t;
+	void *rc;
+	char *forged = strdup(tok);
+	size_t n = strlen(forged);
+	forged[n - 3] = forged[n - 3] == 'A' ? 'B' : 'A';
+	assert_int_equal(pthread_create(&t, NULL, verify_on_thread, forged), 0);
+	assert_int_equal(pthread_join(t, &rc), 0);
+	assert_int_equal((intptr_t)rc, TOKEN_INVALID);
+	assert_int_equal(pthread_create(&t, NULL, verify_on_thread, tok), 0);
+	assert_int_equal(pthread_join(t, &rc), 0);
+	assert_int_equal((intptr_t)rc, TOKEN_OK);
+	/* A new secret: the remembered token is verified again, and refused. */
+	static struct config c2;
+	memset(&c2, 0, sizeof(c2));
+	c2.jwt_secret = OTHER_SECRET;
+	c2.access_token_ttl_s = 600;
+	char err[256];
+	assert_int_equal(auth_configure(&c2, err, sizeof(err)), 0);
+	assert_int_equal(token_verify(tok, &p), TOKEN_INVALID);
+	free(forged);
+	free(tok);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -174,6 +635,15 @@ int main(void)
 		cmocka_unit_test(test_header_check),
 		cmocka_unit_test(test_verified_tokens_remembered),
 		cmocka_unit_test(test_remembered_token_expires),
+		cmocka_unit_test(test_forged_with_the_secret_accepted),
+		cmocka_unit_test(test_expired_refused),
+		cmocka_unit_test(test_wrong_signature_refused),
+		cmocka_unit_test(test_wrong_algorithm_refused),
+		cmocka_unit_test(test_malformed_segments_refused),
+		cmocka_unit_test(test_wrong_claims_refused),
+		cmocka_unit_test(test_revocations_apply),
+		cmocka_unit_test(test_memo_never_accepts_a_changed_token),
+		cmocka_unit_test(test_memo_per_thread_and_secret),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
