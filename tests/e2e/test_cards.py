@@ -6,9 +6,8 @@ the demo data. Where money is involved the database is checked directly:
 cards.balance == sum(card_ledger.amount), each recharges row matches its
 ledger 'recharge' row, and a refused request changes nothing.
 
-Requests go as the local admin (no header while the server had no auth),
-which may use every card route; what riders and
-operators may do is tested in test_roles.py."""
+Requests go as the local admin, which may use every card route; what
+riders and operators may do is tested in test_roles.py."""
 import json
 import os
 import re
@@ -991,8 +990,6 @@ def test_same_key_on_different_routes_is_independent(base, db):
 
 def test_idempotency_keys_are_per_caller(base, db, rider):
     """One key sent by two callers is two requests: keys are scoped to the caller."""
-    if not AUTH:
-        pytest.skip("the server has no authentication yet")
     key = uuid.uuid4().hex
     before = totals(db)[0]
     r1 = post(base, "/cards", {}, headers=idem(key))

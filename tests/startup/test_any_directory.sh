@@ -267,6 +267,8 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
   user_b=$test_user
 else
+  # The root case needs root (it runs make as root and creates a system
+  # user); it cannot run here, and says so. The ordinary user's case runs.
   user_b="" # already an ordinary user: the case runs as this user
   echo "  (not root: the root case is skipped)"
 fi
