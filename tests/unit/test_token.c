@@ -431,6 +431,21 @@ static void test_malformed_segments_refused(void **state)
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
 		if (verify_forged(HS256, bodies[i], SECRET, 0) != TOKEN_INVALID)
 			fail_msg("accepted the payload '%s'", bodies[i]);
+	/* A header longer than any alg needs is not decoded at all. */
+	struct buf big_header = BUF_INIT;
+	buf_adds(&big_header, "{\"alg\":\"HS256\",\"pad\":\"");
+	for (int i = 0; i < 600; i++)
+		buf_addch(&big_header, 'x');
+	buf_adds(&big_header, "\"}");
+	assert_int_equal(verify_forged(big_header.ptr, payload, SECRET, 0), TOKEN_INVALID);
+	/* The same header a little shorter is taken. */
+	buf_reset(&big_header);
+	buf_adds(&big_header, "{\"alg\":\"HS256\",\"pad\":\"");
+	for (int i = 0; i < 300; i++)
+		buf_addch(&big_header, 'x');
+	buf_adds(&big_header, "\"}");
+	assert_int_equal(verify_forged(big_header.ptr, payload, SECRET, 0), TOKEN_OK);
+	buf_release(&big_header);
 	/* Longer than any token transitd issues. */
 	buf_reset(&b);
 	buf_adds(&b, tok);
