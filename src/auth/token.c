@@ -217,7 +217,7 @@ static enum token_result verify_signed(const char *token, struct principal *p)
 		goto out;
 	errno = 0;
 	long iat = jwt_get_grant_int(jwt, "iat");
-	if (errno)
+	if (errno || iat < 0 || iat > INT64_MAX / 1000) /* a time in ms must fit */
 		goto out;
 	p->exp = jwt_get_grant_int(jwt, "exp");
 	if (errno)
