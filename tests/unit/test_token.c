@@ -470,6 +470,8 @@ static void test_wrong_claims_refused(void **state)
 		{ "role", NULL },	  { "role", "\"root\"" },   { "role", "\"Rider\"" },
 		{ "role", "\"\"" },	  { "role", "1" },	    { "role", "[\"rider\"]" },
 		{ "exp", NULL },	  { "iat", NULL },	    { "jti", NULL },
+		/* An issue time that is no time in milliseconds. */
+		{ "iat", "-1" },	  { "iat", "9223372036854775807" },
 		{ "jti", "\"\"" },
 		{ "jti", "1" },		  { "fam", NULL },	    { "fam", "\"\"" },
 		/* 48 characters: one more than a jti or family id can hold. */
