@@ -590,9 +590,9 @@ psql_q -c "DROP TABLE IF EXISTS bench_lines; CREATE UNLOGGED TABLE bench_lines (
            DROP SEQUENCE IF EXISTS bench_seq; CREATE SEQUENCE bench_seq" >/dev/null
 # lines_file NAME SQL: out/lines-NAME.txt from a query's "path<TAB>body" rows.
 lines_file() { psql_q -F$'\t' -c "$2" >"$out/lines-$1.txt"; echo "$out/lines-$1.txt"; }
-# bench_ids SQL: the ids of a query into bench_lines (n = 1, 2, ...), the sequence back to 1.
+# bench_ids SQL: the ids of a query (an INSERT … RETURNING too) into bench_lines (n = 1, 2, ...), the sequence back to 1.
 bench_ids() {
-  psql_q -c "TRUNCATE bench_lines; INSERT INTO bench_lines SELECT row_number() OVER (), id FROM ($1) q;
+  psql_q -c "TRUNCATE bench_lines; WITH q AS ($1) INSERT INTO bench_lines SELECT row_number() OVER (), id FROM q;
              ALTER SEQUENCE bench_seq RESTART WITH 1" >/dev/null
 }
 write_cols="status, body, replayed, slug, detail, field, extra, card_id, ref_id"
