@@ -48,6 +48,8 @@ ENV
 
 echo "== unit tests"
 make -s unit
+echo "== unit tests under ASan and UBSan"
+make -s unit-asan
 
 # Every libFuzzer harness for a few seconds, so that they keep building and
 # the seed corpora keep passing (`make fuzz` runs them a minute each).
