@@ -71,6 +71,7 @@ const struct config_setting config_settings[] = {
 	    "wait for the broker's publisher confirm before answering `503`"),
 	INT("ASYNC_CONSUMERS", async_consumers, "4", 0, 256,
 	    "consumer threads applying commands in this process (0: publish only)"),
+	/* The index of the choice is the field: sync = 1. */
 	ENUM("ASYNC_FALLBACK", async_fallback_sync, "refuse", "refuse|sync",
 	     "with the broker down, async requests get `503` (`refuse`) or run synchronously (`sync`)"),
 	SECRET("JWT_SECRET", jwt_secret, "", 0,
@@ -91,6 +92,7 @@ const struct config_setting config_settings[] = {
 	STRING("PAYMENT_CHECKOUT_URL", payment_checkout_url, "", 0,
 	       "with `external`, required: the provider's checkout URL, `https://`, with `{payment_id}` where the "
 	       "payment's id goes (at most 512 bytes)"),
+	/* In the order of enum log_level. */
 	ENUM("LOG_LEVEL", log_level, "info", "debug|info|warn|error", "`info` logs one line per request",
 	     .flags = CONFIG_ANYCASE),
 	INT("IO_THREADS", io_threads, "", 1, 256, "HTTP I/O threads (one epoll loop each)", .flags = CONFIG_CORES),
