@@ -51,16 +51,16 @@ static const char usage[] =
 	"  seed --demo      load the demo network, riders and cards (idempotent)\n"
 	"  seed --scale N   add a benchmark dataset: N users, 1.2 N cards, 3 N recharges\n"
 	"  simulate [--once] move the demo's vehicles: arrivals pass, fall behind, are added\n"
-	"                   (every SIMULATE_INTERVAL_MS, 5000; --once: one step)\n"
+	"                   (every SIMULATE_INTERVAL_MS; --once: one step)\n"
 	"  payments expire  mark pending payments past their expiry as expired\n"
 	"  routes           print the route table\n"
+	"  config           print the settings below (--markdown: as README.md's table)\n"
 	"  --version        print the version\n"
 	"  --help           print this help\n"
 	"\n"
-	"Configuration comes from the environment; see README.md. The main variables:\n"
-	"  DATABASE_URL  REDIS_URL  PORT (8000)  BIND (127.0.0.1)  WORKERS  IO_THREADS\n"
-	"  LOG_LEVEL  MAX_BODY_BYTES  CORS_ORIGINS  CACHE_PREFIX  JWT_SECRET  AMQP_URL\n"
-	"  PAYMENT_PROVIDER (sandbox)  PAYMENT_WEBHOOK_SECRET  PAYMENT_TTL (1800)\n";
+	"A bad setting stops any command but routes and config with one line naming\n"
+	"the variable (exit status 2).\n"
+	"\n";
 
 static void register_statements(const struct config *cfg)
 {
@@ -324,11 +324,9 @@ static void owner_dropped(const char *key)
 	owners_invalidated(key, cache_prefix());
 }
 
-static int cmd_serve(struct config *cfg)
+/* The schema must be one this binary knows. 0, or the exit status. */
+static int serve_check_schema(const struct config *cfg)
 {
-	if (need_database(cfg))
-		return EXIT_CONFIG;
-
 	struct pg pg;
 	int version;
 	pg_init(&pg, cfg->database_url, cfg, 0);
@@ -345,15 +343,17 @@ static int cmd_serve(struct config *cfg)
 	}
 	if (rc == 1)
 		log_msg(LOG_WARN, "database migrations are pending: run `transitd migrate`; /readyz answers 503");
+	return 0;
+}
 
+/* Hands the settings only `serve` needs to their modules, which check the
+ * secrets' strength. 0, or -1 after printing why. */
+static int serve_configure(const struct config *cfg)
+{
 	char err[256];
-	if (auth_configure(cfg, err, sizeof(err))) {
+	if (auth_configure(cfg, err, sizeof(err)) || payments_configure(cfg, err, sizeof(err))) {
 		fprintf(stderr, "transitd: %s\n", err);
-		return EXIT_CONFIG;
-	}
-	if (payments_configure(cfg, err, sizeof(err))) {
-		fprintf(stderr, "transitd: %s\n", err);
-		return EXIT_CONFIG;
+		return -1;
 	}
 	if (payment_provider()->sandbox)
 		log_msg(LOG_WARN, "PAYMENT_PROVIDER=sandbox: riders approve their own top-ups on /checkout and no money "
@@ -362,16 +362,12 @@ static int cmd_serve(struct config *cfg)
 	ratelimit_configure(cfg->rate_limit_fail_closed);
 	auth_api_configure(cfg);
 	cards_api_configure(cfg);
+	return 0;
+}
 
-	/* Signals go to this thread only: every thread started below inherits the mask. */
-	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	raise_open_files_limit(cfg);
+/* Static files, the caches and the invalidation subscriber. */
+static void serve_start_caches(const struct config *cfg)
+{
 	static_load(cfg->web_dir);
 	nearcache_init(16384);
 	owners_init(1 << 18);
@@ -387,27 +383,33 @@ static int cmd_serve(struct config *cfg)
 	 * is loaded (or after 3 s without Redis, failing closed as configured). */
 	for (int i = 0; i < 300 && !revocation_is_current(); i++)
 		usleep(10 * 1000);
+}
+
+/* "METHOD /pattern" of each route, for the metrics; freed by free_route_labels. */
+static const char **route_labels(void)
+{
 	const char **labels = xcalloc(api_routes_count, sizeof(*labels));
 	for (size_t i = 0; i < api_routes_count; i++) {
 		const char *m = router_method_name(api_routes[i].method);
-		char *l = xmalloc(strlen(m) + strlen(api_routes[i].pattern) + 2);
-		snprintf(l, strlen(m) + strlen(api_routes[i].pattern) + 2, "%s %s", m, api_routes[i].pattern);
+		size_t n = strlen(m) + strlen(api_routes[i].pattern) + 2;
+		char *l = xmalloc(n);
+		snprintf(l, n, "%s %s", m, api_routes[i].pattern);
 		labels[i] = l;
 	}
-	metrics_init(labels, api_routes_count);
+	return labels;
+}
 
-	server_on_stream_closed(live_stream_closed);
-	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count, async_submit) ||
-	    async_start(cfg, api_routes, api_routes_count) || live_start(cfg)) {
-		replicas_stop();
-		cache_subscriber_stop();
-		return 1;
-	}
-	log_msg(LOG_INFO, "transitd %s listening on http://%s:%d (%d I/O threads, %d workers)", TRANSITD_VERSION,
-		cfg->bind, cfg->port, cfg->io_threads, cfg->workers);
+static void free_route_labels(const char **labels)
+{
+	for (size_t i = 0; i < api_routes_count; i++)
+		free((char *)labels[i]);
+	free(labels);
+}
 
-	int sig;
-	sigwait(&stop, &sig);
+/* After SIGTERM or SIGINT: /readyz turns 503, then in-flight requests finish
+ * within SHUTDOWN_TIMEOUT and everything started by cmd_serve stops. */
+static void serve_stop(const struct config *cfg, int sig)
+{
 	server_begin_drain();
 	if (cfg->shutdown_delay_ms > 0) {
 		log_msg(LOG_INFO, "signal %d: /readyz answers 503; closing in %d ms", sig, cfg->shutdown_delay_ms);
@@ -424,11 +426,62 @@ static int cmd_serve(struct config *cfg)
 	nearcache_free();
 	owners_free();
 	static_free();
-	for (size_t i = 0; i < api_routes_count; i++)
-		free((char *)labels[i]);
-	free(labels);
+}
+
+static int cmd_serve(struct config *cfg)
+{
+	if (need_database(cfg))
+		return EXIT_CONFIG;
+	int rc = serve_check_schema(cfg);
+	if (rc)
+		return rc;
+	if (serve_configure(cfg))
+		return EXIT_CONFIG;
+
+	/* Signals go to this thread only: every thread started below inherits the mask. */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	raise_open_files_limit(cfg);
+	serve_start_caches(cfg);
+	const char **labels = route_labels();
+	metrics_init(labels, api_routes_count);
+	server_on_stream_closed(live_stream_closed);
+	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count, async_submit) ||
+	    async_start(cfg, api_routes, api_routes_count) || live_start(cfg)) {
+		replicas_stop();
+		cache_subscriber_stop();
+		return 1;
+	}
+	log_msg(LOG_INFO, "transitd %s listening on http://%s:%d (%d I/O threads, %d workers)", TRANSITD_VERSION,
+		cfg->bind, cfg->port, cfg->io_threads, cfg->workers);
+
+	int sig;
+	sigwait(&stop, &sig);
+	serve_stop(cfg, sig);
+	free_route_labels(labels);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
+}
+
+/* `config`: the settings table, as text or as the README's Markdown. It
+ * reads no variable, so it works whatever the environment holds. */
+static int cmd_config(int argc, char **argv)
+{
+	if (argc == 2) {
+		config_print_help(stdout);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[2], "--markdown")) {
+		config_print_markdown(stdout);
+		return 0;
+	}
+	fprintf(stderr, "usage: transitd config [--markdown]\n");
+	return EXIT_CONFIG;
 }
 
 int main(int argc, char **argv)
@@ -436,6 +489,7 @@ int main(int argc, char **argv)
 	const char *cmd = argc > 1 ? argv[1] : "serve";
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		fputs(usage, stdout);
+		config_print_help(stdout);
 		return 0;
 	}
 	if (!strcmp(cmd, "--version")) {
@@ -444,6 +498,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "routes"))
 		return cmd_routes();
+	if (!strcmp(cmd, "config"))
+		return cmd_config(argc, argv);
 
 	struct config cfg;
 	char err[256];

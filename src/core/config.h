@@ -1,11 +1,22 @@
 #ifndef TRANSITD_CONFIG_H
 #define TRANSITD_CONFIG_H
 /*
- * Configuration comes from the environment only. config_load fills every
- * field (defaults for unset variables) or fails naming the first bad
- * variable; nothing else in the program reads the environment.
+ * Configuration comes from the environment only, and nothing else in the
+ * program reads it. Every variable is a row of one table, config_settings:
+ * its name, type, default, bounds, the field of struct config it fills and a
+ * one-line doc. That table drives config_load, `transitd --help` and the
+ * README's configuration table (tests/unit/test_config.c fails when the
+ * README and the table disagree; `transitd config --markdown` prints the
+ * table to paste).
+ *
+ * Invariants after a successful config_load: every field holds a value
+ * within its setting's bounds; string fields are never NULL (an unset or
+ * empty variable gives the default, "" when there is none) and point into
+ * the environment or at static text, so they live as long as the process
+ * does not change its environment.
  */
 #include <stddef.h>
+#include <stdio.h>
 
 #include "cidr.h"
 
@@ -13,7 +24,7 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 struct config {
 	int port;
-	char bind[64];
+	const char *bind;
 	const char *database_url;
 	const char *replica_urls; /* comma-separated, may be "" */
 	int replica_max_lag_ms;   /* a replica further behind serves no read */
@@ -68,6 +79,7 @@ struct config {
 	const char *payment_webhook_secret; /* HMAC key of Payment-Signature */
 	int payment_ttl_s;                  /* a pending payment expires after this */
 	const char *payment_checkout_url;   /* external: checkout URL template holding {payment_id} */
+	const char *trusted_proxies_text;      /* TRUSTED_PROXIES as given */
 	struct cidr trusted_proxies[CIDR_MAX]; /* peers whose Forwarded / X-Forwarded-For count */
 	int ntrusted_proxies;
 	int register_rate_per_address; /* POST /auth/register per minute */
@@ -78,13 +90,65 @@ struct config {
 	int max_cards_per_rider;    /* cards a rider may issue for themselves */
 };
 
-/* Returns 0, or -1 with a one-line message naming the variable in err. */
+enum config_type {
+	CONFIG_INT,    /* int field: a decimal integer from min to max */
+	CONFIG_SIZE,   /* size_t field: the same */
+	CONFIG_BOOL,   /* int field: 0 or 1 */
+	CONFIG_ENUM,   /* int-sized field: the index of the value in choices */
+	CONFIG_STRING, /* const char * field: text of at most max bytes (0: any),
+			* one of choices when there are some */
+	CONFIG_LIST,   /* const char * field: a comma-separated list, as text */
+	CONFIG_SECRET, /* const char * field: text never echoed in a message */
+};
+
+/* Flags of a setting. */
+#define CONFIG_ANYCASE 1u /* CONFIG_ENUM: choices match in any case */
+#define CONFIG_CORES   2u /* CONFIG_INT: unset means the number of online cores */
+#define CONFIG_PREFIX  4u /* strings: choices are prefixes a value must start with */
+
+/* One environment variable. Rows are built by the macros in config.c, which
+ * check at compile time that the field has the type the row says. */
+struct config_setting {
+	const char *name;
+	enum config_type type;
+	size_t offset;       /* of the field in struct config */
+	long min, max;       /* numbers: bounds; strings: max = longest in bytes */
+	const char *dflt;    /* the default as the variable would spell it; "" = none */
+	const char *choices; /* "a|b|c": the accepted values (or prefixes); "" is always accepted
+			      * by strings, as the default; NULL = any */
+	const char *alias;   /* an older name, read when this one is unset */
+	unsigned flags;
+	/* Further parsing into other fields (REDIS_URL, TRUSTED_PROXIES): 0,
+	 * or -1 with a message naming the variable in err. */
+	int (*parse)(struct config *c, const char *value, char *err, size_t errlen);
+	const char *doc;     /* one line, Markdown (backticks) */
+};
+
+/* The table, in the README's order, and its length. */
+extern const struct config_setting config_settings[];
+extern const size_t config_settings_count;
+
+/* Fills every field of c from the environment (defaults for unset or empty
+ * variables). Returns 0, or -1 with a one-line message naming the first bad
+ * variable in err (truncated to errlen; c is then partly filled). Reads the
+ * environment only; never blocks. */
 int config_load(struct config *c, char *err, size_t errlen);
 
-/* Parses redis://[:password@]host[:port][/db] into c. 0 or -1. */
+/* The setting named name (or whose alias is name), or NULL. */
+const struct config_setting *config_setting_find(const char *name);
+
+/* Prints every setting with its default, accepted values and doc, for
+ * `transitd --help` and `transitd config`. */
+void config_print_help(FILE *out);
+
+/* Prints the README's configuration table (Markdown, header included). */
+void config_print_markdown(FILE *out);
+
+/* Parses redis://[:password@]host[:port][/db] into c's redis_host,
+ * redis_port, redis_password and redis_db. 0, or -1 leaving them unspecified. */
 int config_parse_redis_url(struct config *c, const char *url);
 
-/* True when origin is allowed by CORS_ORIGINS. */
+/* True when origin (may be NULL) is allowed by CORS_ORIGINS. */
 int config_origin_allowed(const struct config *c, const char *origin);
 
 #endif

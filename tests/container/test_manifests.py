@@ -1,6 +1,6 @@
 """The deployment files agree with the binary: every environment variable that
 deploy/compose.yaml, deploy/k8s/*.yaml and deploy/Dockerfile give transitd is
-one that src/core/config.c reads (and an integer one is within its bounds),
+one that src/core/config.c reads (and a number is within its bounds),
 every port they publish or probe is the one transitd listens on, every probe
 path is a GET route of `transitd routes`, and every transitd command they run
 is one of `transitd --help`. Needs build/transitd; no container."""
@@ -23,17 +23,17 @@ def load(*path):
 
 
 def config_vars():
-    """{NAME: (lo, hi) for integers, None for strings} from config.c's env_int/env_or calls."""
-    with open(os.path.join(ROOT, "src", "core", "config.c")) as f:
-        src = f.read()
+    """{NAME: (lo, hi) for numbers, None for text} from the settings table
+    (src/core/config.c), as `transitd config --markdown` prints it."""
+    out = subprocess.run([BIN, "config", "--markdown"], capture_output=True, text=True, check=True).stdout
     found = {}
-    for m in re.finditer(r'env_or\(\s*"([A-Z][A-Z0-9_]*)"', src):
-        found[m.group(1)] = None
-    # env_int("NAME", dflt, lo, hi, ...): the bounds are constant expressions.
-    for m in re.finditer(r'env_int\(\s*"([A-Z][A-Z0-9_]*)"\s*,\s*([^,]+),\s*([^,]+),\s*([^,]+),', src):
-        lo, hi = (eval(e, {"__builtins__": {}}) if re.fullmatch(r"[0-9 ()<*+-]+", e) else None
-                  for e in (m.group(3), m.group(4)))
-        found[m.group(1)] = (lo, hi)
+    for row in out.splitlines()[2:]:
+        name, _default, values, meaning = (c.strip() for c in row.strip("|").split(" | ", 3))
+        m = re.fullmatch(r"(-?[0-9]+)–(-?[0-9]+)", values)
+        bounds = (int(m.group(1)), int(m.group(2))) if m else (0, 1) if values == "0 or 1" else None
+        found[name.strip("`")] = bounds
+        for older in re.findall(r"\(`([A-Z][A-Z0-9_]*)` is its older name\)", meaning):
+            found[older] = bounds
     return found
 
 
@@ -108,7 +108,7 @@ def k8s_containers():
 
 
 def check_var(where, name, value):
-    assert name in VARS, "%s: %s is not a transitd variable (src/core/config.c)" % (where, name)
+    assert name in VARS, "%s: %s is not a transitd variable (transitd config)" % (where, name)
     bounds = VARS[name]
     if bounds and value is not None:
         assert re.fullmatch(r"-?[0-9]+", str(value)), "%s: %s=%r is not an integer" % (where, name, value)
@@ -118,10 +118,12 @@ def check_var(where, name, value):
 
 
 def test_config_vars_were_found():
-    # A refactor of config.c that this parser no longer understands must fail here, not pass silently.
-    for name in ("PORT", "BIND", "DATABASE_URL", "REDIS_URL", "JWT_SECRET", "SHUTDOWN_TIMEOUT"):
+    # A change of the table's format that this parser no longer understands must fail here, not pass silently.
+    for name in ("PORT", "BIND", "DATABASE_URL", "REDIS_URL", "JWT_SECRET", "SHUTDOWN_TIMEOUT", "DB_POOL_SIZE"):
         assert name in VARS, name
     assert VARS["PORT"] == (1, 65535)
+    assert VARS["AUTH_FAIL_OPEN"] == (0, 1)
+    assert VARS["BIND"] is None
 
 
 def test_dockerfile():

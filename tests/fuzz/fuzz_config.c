@@ -1,9 +1,9 @@
 /* libFuzzer harness: the configuration as the environment gives it. The
- * input is lines NAME=value for the settings parsed by hand (URLs, address
- * ranges, numbers); its first line also goes straight to the Redis URL,
+ * input is lines NAME=value for any setting of the table (or an older
+ * name); its first line also goes straight to the Redis URL,
  * TRUSTED_PROXIES and X-Forwarded-For parsers. Invariants: a loaded
- * configuration is within its documented bounds; a parsed Redis URL has a
- * host and a port in range. */
+ * configuration has every number within its row's bounds and every string
+ * set; a parsed Redis URL has a host and a port in range. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +12,45 @@
 #include "core/config.h"
 #include "http/forwarded.h"
 
-static const char *const names[] = { "REDIS_URL", "DATABASE_URL", "TRUSTED_PROXIES", "PORT", "WORKERS",
-				     "MAX_BODY_BYTES", "CACHE_PREFIX", "LOG_LEVEL", "AMQP_URL", "CORS_ORIGINS",
-				     "MAX_CARDS_PER_RIDER", "PASSWORD_QUEUE" };
+static void clear_settings(void)
+{
+	for (size_t i = 0; i < config_settings_count; i++) {
+		unsetenv(config_settings[i].name);
+		if (config_settings[i].alias)
+			unsetenv(config_settings[i].alias);
+	}
+}
+
+/* Whether every field of a loaded configuration is what its row allows. */
+static int within_table(const struct config *c)
+{
+	for (size_t i = 0; i < config_settings_count; i++) {
+		const struct config_setting *s = &config_settings[i];
+		const char *f = (const char *)c + s->offset;
+		long n;
+		switch (s->type) {
+		case CONFIG_INT:
+		case CONFIG_BOOL:
+			n = *(const int *)f;
+			break;
+		case CONFIG_SIZE:
+			n = (long)*(const size_t *)f;
+			break;
+		case CONFIG_ENUM:
+			n = *(const int *)f;
+			if (n < 0 || n > 16)
+				return 0;
+			continue;
+		default:
+			if (!*(const char *const *)f || (s->max && strlen(*(const char *const *)f) > (size_t)s->max))
+				return 0;
+			continue;
+		}
+		if (n < s->min || n > s->max)
+			return 0;
+	}
+	return 1;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -23,8 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *text = malloc(size + 1);
 	memcpy(text, data, size);
 	text[size] = '\0';
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		unsetenv(names[i]);
+	clear_settings();
 	char *line = text, *first = NULL;
 	while (line) {
 		char *next = strchr(line, '\n');
@@ -35,9 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *eq = strchr(line, '=');
 		if (eq) {
 			*eq = '\0';
-			for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-				if (!strcmp(line, names[i]))
-					setenv(names[i], eq + 1, 1);
+			if (config_setting_find(line))
+				setenv(line, eq + 1, 1);
 			*eq = '=';
 		}
 		line = next;
@@ -45,9 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct config c;
 	char err[256];
 	if (config_load(&c, err, sizeof(err)) == 0) {
-		if (c.port < 1 || c.port > 65535 || c.workers < 1 || c.redis_port < 1 || c.redis_port > 65535 ||
-		    !c.redis_host[0] || c.ntrusted_proxies < 0 || c.ntrusted_proxies > CIDR_MAX ||
-		    c.max_cards_per_rider < 1)
+		if (!within_table(&c) || c.redis_port < 1 || c.redis_port > 65535 || !c.redis_host[0] ||
+		    c.ntrusted_proxies < 0 || c.ntrusted_proxies > CIDR_MAX)
 			abort();
 	} else if (!memchr(err, '\0', sizeof(err)) || !err[0]) {
 		abort();
