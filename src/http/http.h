@@ -170,7 +170,7 @@ void reply_header(struct request *req, const char *name, const char *value);
 
 uint64_t now_ns(void);
 
-/* A JSON log line for a security event (never a secret in detail). */
+/* Logs a security event of req (log_security): never a secret in detail. */
 void security_event(const struct request *req, const char *event, const char *detail);
 
 #endif
