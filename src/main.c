@@ -324,11 +324,10 @@ static void owner_dropped(const char *key)
 	owners_invalidated(key, cache_prefix());
 }
 
-static int cmd_serve(struct config *cfg)
+/* Refuses to serve a database it cannot reach or whose schema is newer
+ * than this binary; pending migrations only warn. 0, or the exit status. */
+static int check_schema(const struct config *cfg)
 {
-	if (need_database(cfg))
-		return EXIT_CONFIG;
-
 	struct pg pg;
 	int version;
 	pg_init(&pg, cfg->database_url, cfg, 0);
@@ -345,13 +344,14 @@ static int cmd_serve(struct config *cfg)
 	}
 	if (rc == 1)
 		log_msg(LOG_WARN, "database migrations are pending: run `transitd migrate`; /readyz answers 503");
+	return 0;
+}
 
+/* The modules' settings, before any thread starts. 0, or the exit status. */
+static int configure_modules(const struct config *cfg)
+{
 	char err[256];
-	if (auth_configure(cfg, err, sizeof(err))) {
-		fprintf(stderr, "transitd: %s\n", err);
-		return EXIT_CONFIG;
-	}
-	if (payments_configure(cfg, err, sizeof(err))) {
+	if (auth_configure(cfg, err, sizeof(err)) || payments_configure(cfg, err, sizeof(err))) {
 		fprintf(stderr, "transitd: %s\n", err);
 		return EXIT_CONFIG;
 	}
@@ -359,20 +359,18 @@ static int cmd_serve(struct config *cfg)
 		log_msg(LOG_WARN, "PAYMENT_PROVIDER=sandbox: riders approve their own top-ups on /checkout and no money "
 				  "is collected; set PAYMENT_PROVIDER=external in production");
 	revocation_fail_open(cfg->auth_fail_open);
+	session_keep_keys();
 	ratelimit_configure(cfg->rate_limit_fail_closed);
 	auth_api_configure(cfg);
 	cards_api_configure(cfg);
+	return 0;
+}
 
-	/* Signals go to this thread only: every thread started below inherits the mask. */
-	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	raise_open_files_limit(cfg);
-	static_load(cfg->web_dir);
+/* The caches in memory and the invalidation subscriber; returns once the
+ * revocation list is loaded (or after 3 s without Redis: tokens are then
+ * refused or accepted as AUTH_FAIL_OPEN says). */
+static void start_caches(const struct config *cfg)
+{
 	nearcache_init(16384);
 	owners_init(1 << 18);
 	cached_set_near_ttl((unsigned)cfg->near_cache_ttl_ms);
@@ -383,31 +381,36 @@ static int cmd_serve(struct config *cfg)
 		session_load_revocations, revocation_set_current, session_apply_message, live_invalidated,
 	};
 	cache_subscriber_start(cfg, &revocations);
-	/* Tokens are checked against the revocation list: start answering once it
-	 * is loaded (or after 3 s without Redis, failing closed as configured). */
 	for (int i = 0; i < 300 && !revocation_is_current(); i++)
 		usleep(10 * 1000);
+}
+
+/* "METHOD /pattern" of each route, the labels of its metrics (route_labels_free). */
+static const char **route_labels(void)
+{
 	const char **labels = xcalloc(api_routes_count, sizeof(*labels));
 	for (size_t i = 0; i < api_routes_count; i++) {
 		const char *m = router_method_name(api_routes[i].method);
-		char *l = xmalloc(strlen(m) + strlen(api_routes[i].pattern) + 2);
-		snprintf(l, strlen(m) + strlen(api_routes[i].pattern) + 2, "%s %s", m, api_routes[i].pattern);
+		size_t n = strlen(m) + strlen(api_routes[i].pattern) + 2;
+		char *l = xmalloc(n);
+		snprintf(l, n, "%s %s", m, api_routes[i].pattern);
 		labels[i] = l;
 	}
-	metrics_init(labels, api_routes_count);
+	return labels;
+}
 
-	server_on_stream_closed(live_stream_closed);
-	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count, async_submit) ||
-	    async_start(cfg, api_routes, api_routes_count) || live_start(cfg)) {
-		replicas_stop();
-		cache_subscriber_stop();
-		return 1;
-	}
-	log_msg(LOG_INFO, "transitd %s listening on http://%s:%d (%d I/O threads, %d workers)", TRANSITD_VERSION,
-		cfg->bind, cfg->port, cfg->io_threads, cfg->workers);
+static void route_labels_free(const char **labels)
+{
+	for (size_t i = 0; i < api_routes_count; i++)
+		free((char *)labels[i]);
+	free(labels);
+}
 
-	int sig;
-	sigwait(&stop, &sig);
+/* After SIGTERM or SIGINT: /readyz answers 503 for SHUTDOWN_DELAY_MS while
+ * the instance still serves, then requests in flight are let finish and
+ * everything stops, in the order each part needs. */
+static void shut_down(const struct config *cfg, int sig)
+{
 	server_begin_drain();
 	if (cfg->shutdown_delay_ms > 0) {
 		log_msg(LOG_INFO, "signal %d: /readyz answers 503; closing in %d ms", sig, cfg->shutdown_delay_ms);
@@ -424,9 +427,46 @@ static int cmd_serve(struct config *cfg)
 	nearcache_free();
 	owners_free();
 	static_free();
-	for (size_t i = 0; i < api_routes_count; i++)
-		free((char *)labels[i]);
-	free(labels);
+}
+
+static int cmd_serve(struct config *cfg)
+{
+	if (need_database(cfg))
+		return EXIT_CONFIG;
+	int rc = check_schema(cfg);
+	if (!rc)
+		rc = configure_modules(cfg);
+	if (rc)
+		return rc;
+
+	/* Signals go to this thread only: every thread started below inherits the mask. */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	raise_open_files_limit(cfg);
+	static_load(cfg->web_dir);
+	start_caches(cfg);
+	const char **labels = route_labels();
+	metrics_init(labels, api_routes_count);
+
+	server_on_stream_closed(live_stream_closed);
+	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count, async_submit) ||
+	    async_start(cfg, api_routes, api_routes_count) || live_start(cfg)) {
+		replicas_stop();
+		cache_subscriber_stop();
+		return 1;
+	}
+	log_msg(LOG_INFO, "transitd %s listening on http://%s:%d (%d I/O threads, %d workers)", TRANSITD_VERSION,
+		cfg->bind, cfg->port, cfg->io_threads, cfg->workers);
+
+	int sig;
+	sigwait(&stop, &sig);
+	shut_down(cfg, sig);
+	route_labels_free(labels);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
 }

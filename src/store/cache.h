@@ -70,7 +70,21 @@ const char *cache_lsn_key(struct arena *a, const char *key);
 
 void cache_count(struct cache_family *f, const char *x_cache);
 
-/* Deletes every key under CACHE_PREFIX and empties every near-cache. */
+/*
+ * Declares keys under CACHE_PREFIX that are not cache (logins, revocations,
+ * counters): cache_clear_all leaves them. A name ending in ':' stands for
+ * every key that begins with it ("rt:"), any other for that one key
+ * ("revoked"). Each owner declares its own, at start-up, before any
+ * cache_clear_all; name must outlive the process. At most CACHE_KEPT_MAX.
+ */
+#define CACHE_KEPT_MAX 16
+void cache_keep(const char *name);
+/* Whether key (prefix included) is one that cache_keep declared. */
+int cache_kept(const char *key);
+
+/* Deletes every key under CACHE_PREFIX but those declared by cache_keep,
+ * and empties every near-cache (this instance's and, by a message, the
+ * others'). Blocks on Redis. */
 void cache_clear_all(struct redis *r, struct arena *a);
 
 /* Other users of the channel (revocations): messages starting with '!'. */
