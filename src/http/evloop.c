@@ -19,7 +19,6 @@
 #include "../core/log.h"
 #include "../core/xalloc.h"
 #include "framing.h"
-#include "server.h"
 #include "../core/banned.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -719,7 +718,7 @@ static void conn_run(struct conn *c)
 /* Answers a connection over a cap without reading it, then lingers. */
 static void conn_refuse(struct conn *c, const char *slug, const char *detail)
 {
-	struct request *req = server_request_new();
+	struct request *req = request_new();
 	struct api_error e;
 	api_fail(&e, slug, "%s", detail);
 	e.retry_after = 1;

@@ -59,7 +59,7 @@ struct route {
 	unsigned roles; /* enum role bits allowed; 0 = public */
 	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
 	route_check check;          /* ROUTE_ASYNC: the checks before publishing */
-	const char *summary;              /* one line, for `transitd routes` */
+	const char *summary;              /* one line for the reader of the table (nothing prints it) */
 	/* CPU-heavy first stage (a password hash), run on the password pool
 	 * (hashpool.h) before the handler; it may answer, or leave its work in
 	 * req->stage for the handler. NULL for almost every route. */
@@ -143,6 +143,14 @@ struct request {
 	int state;
 	struct response res;
 };
+
+/* A new request with its arena and a fresh id (32 hex digits); counted in
+ * flight until request_free. Any thread. */
+struct request *request_new(void);
+/* Frees req: its parsed body, its buffers and its arena. */
+void request_free(struct request *req);
+/* Requests made and not yet freed (server_inflight). */
+int request_inflight(void);
 
 /* The first value of header name (any case), or NULL. */
 const char *request_header(const struct request *req, const char *name);

@@ -28,7 +28,6 @@ static const struct config *cfg;
 static const struct route *routes;
 static size_t nroutes;
 static int started;
-static int inflight;
 static int draining;
 
 void server_begin_drain(void)
@@ -43,7 +42,7 @@ int server_draining(void)
 
 int server_inflight(void)
 {
-	return __atomic_load_n(&inflight, __ATOMIC_RELAXED);
+	return request_inflight();
 }
 
 static int valid_request_id(const char *s)
@@ -114,57 +113,6 @@ static int authorize_or_reply(struct request *req)
 		return fail_reply(req, "forbidden", "the %s role may not do this", role_name(p->role));
 	}
 	return 0;
-}
-
-/* 32 hex digits, unique without a system call: a per-thread random key
- * and counter through a bijective mix. */
-static void new_request_id(char out[33])
-{
-	static __thread uint64_t key[2], n;
-	if (!key[0]) {
-		randombytes_buf(key, sizeof(key));
-		key[0] |= 1;
-	}
-	n++;
-	uint64_t v[2] = { key[0] + n, key[1] ^ (n * 0x9e3779b97f4a7c15ull) };
-	for (int i = 0; i < 2; i++) {
-		uint64_t z = v[i];
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		v[i] = z ^ (z >> 31);
-	}
-	static const char hex[] = "0123456789abcdef";
-	for (int i = 0; i < 16; i++) {
-		unsigned byte = (unsigned)(v[i / 8] >> (8 * (i % 8))) & 0xff;
-		out[2 * i] = hex[byte >> 4];
-		out[2 * i + 1] = hex[byte & 15];
-	}
-	out[32] = '\0';
-}
-
-struct request *server_request_new(void)
-{
-	struct request *req = xcalloc(1, sizeof(*req));
-	arena_init(&req->arena);
-	buf_init(&req->body);
-	buf_init(&req->res.body);
-	req->start_ns = now_ns();
-	char *id = arena_alloc(&req->arena, 33);
-	new_request_id(id);
-	req->request_id = id;
-	__atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
-	return req;
-}
-
-void server_request_free(struct request *req)
-{
-	if (req->json)
-		json_decref(req->json);
-	buf_release(&req->body);
-	buf_release(&req->res.body);
-	arena_release(&req->arena);
-	free(req);
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
 }
 
 /* The headers handlers read, once the head is complete. */
@@ -460,7 +408,7 @@ static void complete(struct request *req, int sent)
 			log_str(&line, "error", "connection closed before the response was sent");
 		log_end(&line);
 	}
-	server_request_free(req);
+	request_free(req);
 }
 
 static void (*on_stream_closed)(const char *topic);

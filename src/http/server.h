@@ -28,8 +28,4 @@ int server_draining(void);
 /* Requests begun (their first byte read) and not yet completed. */
 int server_inflight(void);
 
-/* A new request with its id; counted in flight until server_request_free. */
-struct request *server_request_new(void);
-void server_request_free(struct request *req);
-
 #endif
