@@ -2,8 +2,10 @@
 #define TRANSITD_WORKER_H
 /*
  * The worker pool: a bounded queue of suspended requests and a fixed set of
- * threads, each owning its connections (primary, optional replica, Redis),
- * so a handler runs plain blocking calls without sharing anything.
+ * threads, each owning its connections (primary, optional replica, Redis,
+ * broker), so a handler runs plain blocking calls without sharing anything.
+ * A write whose card is busy on another worker waits in the card's lane
+ * (lanes.h) instead of holding this one.
  *
  * The I/O thread reserves a queue slot before it suspends a connection, so
  * a full queue is answered with 503 at once and a reserved slot can never
