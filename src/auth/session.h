@@ -11,7 +11,8 @@
  * Revocations go to the sorted set "revoked" (member "j:<jti>" or
  * "f:<family>", score = expiry) and are published on the invalidation
  * channel as "!revoke <member> <expiry>" for every instance's in-memory list.
- * Every call blocks on Redis (worker threads); Redis down means -1/503.
+ * Calls that take a Redis connection block on it (worker threads; the
+ * subscriber hooks run on the subscriber thread); Redis down means -1/503.
  */
 #include <stdint.h>
 

@@ -102,7 +102,7 @@ struct response {
 struct request {
 	struct arena arena;
 	struct conn *conn;       /* owned by an I/O thread; NULL in unit tests */
-	struct request *next;    /* in the I/O thread's list of answered requests */
+	struct request *next;    /* in the I/O thread's list of answered requests, or parked in a lane */
 	const struct route *route;
 	enum method method;
 	const char *method_name;
