@@ -1,6 +1,5 @@
 #include "server.h"
 
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +10,6 @@
 #include "../core/json.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
-#include "../core/xalloc.h"
 #include "../store/cache.h"
 #include "../store/nearcache.h"
 #include "evloop.h"
