@@ -205,6 +205,16 @@ static void invalidate_arrivals(struct redis *redis, struct arena *a, const char
 	}
 }
 
+/* SIGINT and SIGTERM into *stop, blocked on this thread (and every thread
+ * it starts after this) so that they wait for sigwait or sigtimedwait. */
+static void block_stop_signals(sigset_t *stop)
+{
+	sigemptyset(stop);
+	sigaddset(stop, SIGINT);
+	sigaddset(stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, stop, NULL);
+}
+
 static int cmd_simulate(const struct config *cfg, int argc, char **argv)
 {
 	int once = argc == 3 && !strcmp(argv[2], "--once");
@@ -215,10 +225,7 @@ static int cmd_simulate(const struct config *cfg, int argc, char **argv)
 	if (need_database(cfg))
 		return EXIT_CONFIG;
 	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	block_stop_signals(&stop);
 	cache_configure(cfg);
 	struct pg pg;
 	struct redis redis;
@@ -441,10 +448,7 @@ static int cmd_serve(struct config *cfg)
 
 	/* Signals go to this thread only: every thread started below inherits the mask. */
 	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	block_stop_signals(&stop);
 	signal(SIGPIPE, SIG_IGN);
 
 	raise_open_files_limit(cfg);
