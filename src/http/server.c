@@ -311,23 +311,23 @@ static int admit_or_reply(struct request *req)
 	return 0;
 }
 
-/* A cached read the near-cache holds: answered here (0, X-Cache: HIT, or
- * refused by the family's from_memory); 1: not answered. */
-static int near_cache_answer(struct request *req)
+/* 1 when a cached read was answered from the near-cache (X-Cache: HIT)
+ * or refused by its family's from_memory; 0 when a worker must answer. */
+static int answered_from_memory(struct request *req)
 {
 	const struct cache_family *f = req->route->cache;
 	const char *val;
 	size_t len;
 	if (!req->near_key || !f->near || cfg->near_cache_ttl_ms <= 0)
-		return 1;
+		return 0;
 	int may = f->from_memory ? f->from_memory(req) : 1;
 	if (may < 0)
-		return 0;
-	if (!may || nearcache_get_or_refresh(req->near_key, &req->arena, &val, &len))
 		return 1;
+	if (!may || nearcache_get_or_refresh(req->near_key, &req->arena, &val, &len))
+		return 0;
 	reply_json(req, 200, val, len);
 	req->res.x_cache = "HIT";
-	return 0;
+	return 1;
 }
 
 /* The tail of dispatch: a cached read from the near-cache, answered here
@@ -335,7 +335,7 @@ static int near_cache_answer(struct request *req)
  * 422 (its cache key's query) or 503 (the queue is full). */
 static int answer_or_queue(struct request *req)
 {
-	if (req->route->cache && (cache_key_or_reply(req) || near_cache_answer(req) == 0))
+	if (req->route->cache && (cache_key_or_reply(req) || answered_from_memory(req)))
 		return 0;
 	req->async = (req->route->flags & ROUTE_ASYNC) && *cfg->amqp_url && prefers_async(req->prefer);
 	if (workers_reserve()) {
