@@ -205,6 +205,16 @@ static void invalidate_arrivals(struct redis *redis, struct arena *a, const char
 	}
 }
 
+/* SIGINT and SIGTERM into *stop, blocked on this thread (and every thread
+ * it starts after this) so that they wait for sigwait or sigtimedwait. */
+static void block_stop_signals(sigset_t *stop)
+{
+	sigemptyset(stop);
+	sigaddset(stop, SIGINT);
+	sigaddset(stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, stop, NULL);
+}
+
 static int cmd_simulate(const struct config *cfg, int argc, char **argv)
 {
 	int once = argc == 3 && !strcmp(argv[2], "--once");
@@ -215,10 +225,7 @@ static int cmd_simulate(const struct config *cfg, int argc, char **argv)
 	if (need_database(cfg))
 		return EXIT_CONFIG;
 	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	block_stop_signals(&stop);
 	cache_configure(cfg);
 	struct pg pg;
 	struct redis redis;
@@ -324,8 +331,9 @@ static void owner_dropped(const char *key)
 	owners_invalidated(key, cache_prefix());
 }
 
-/* The schema must be one this binary knows. 0, or the exit status. */
-static int serve_check_schema(const struct config *cfg)
+/* Refuses to serve a database it cannot reach or whose schema is newer
+ * than this binary; pending migrations only warn. 0, or the exit status. */
+static int check_schema(const struct config *cfg)
 {
 	struct pg pg;
 	int version;
@@ -346,29 +354,30 @@ static int serve_check_schema(const struct config *cfg)
 	return 0;
 }
 
-/* Hands the settings only `serve` needs to their modules, which check the
- * secrets' strength. 0, or -1 after printing why. */
-static int serve_configure(const struct config *cfg)
+/* The modules' settings, before any thread starts. 0, or the exit status. */
+static int configure_modules(const struct config *cfg)
 {
 	char err[256];
 	if (auth_configure(cfg, err, sizeof(err)) || payments_configure(cfg, err, sizeof(err))) {
 		fprintf(stderr, "transitd: %s\n", err);
-		return -1;
+		return EXIT_CONFIG;
 	}
 	if (payment_provider()->sandbox)
 		log_msg(LOG_WARN, "PAYMENT_PROVIDER=sandbox: riders approve their own top-ups on /checkout and no money "
 				  "is collected; set PAYMENT_PROVIDER=external in production");
 	revocation_fail_open(cfg->auth_fail_open);
+	session_keep_keys();
 	ratelimit_configure(cfg->rate_limit_fail_closed);
 	auth_api_configure(cfg);
 	cards_api_configure(cfg);
 	return 0;
 }
 
-/* Static files, the caches and the invalidation subscriber. */
-static void serve_start_caches(const struct config *cfg)
+/* The caches in memory and the invalidation subscriber; returns once the
+ * revocation list is loaded (or after 3 s without Redis: tokens are then
+ * refused or accepted as AUTH_FAIL_OPEN says). */
+static void start_caches(const struct config *cfg)
 {
-	static_load(cfg->web_dir);
 	nearcache_init(16384);
 	owners_init(1 << 18);
 	cached_set_near_ttl((unsigned)cfg->near_cache_ttl_ms);
@@ -379,13 +388,11 @@ static void serve_start_caches(const struct config *cfg)
 		session_load_revocations, revocation_set_current, session_apply_message, live_invalidated,
 	};
 	cache_subscriber_start(cfg, &revocations);
-	/* Tokens are checked against the revocation list: start answering once it
-	 * is loaded (or after 3 s without Redis, failing closed as configured). */
 	for (int i = 0; i < 300 && !revocation_is_current(); i++)
 		usleep(10 * 1000);
 }
 
-/* "METHOD /pattern" of each route, for the metrics; freed by free_route_labels. */
+/* "METHOD /pattern" of each route, the labels of its metrics (route_labels_free). */
 static const char **route_labels(void)
 {
 	const char **labels = xcalloc(api_routes_count, sizeof(*labels));
@@ -399,16 +406,17 @@ static const char **route_labels(void)
 	return labels;
 }
 
-static void free_route_labels(const char **labels)
+static void route_labels_free(const char **labels)
 {
 	for (size_t i = 0; i < api_routes_count; i++)
 		free((char *)labels[i]);
 	free(labels);
 }
 
-/* After SIGTERM or SIGINT: /readyz turns 503, then in-flight requests finish
- * within SHUTDOWN_TIMEOUT and everything started by cmd_serve stops. */
-static void serve_stop(const struct config *cfg, int sig)
+/* After SIGTERM or SIGINT: /readyz answers 503 for SHUTDOWN_DELAY_MS while
+ * the instance still serves, then requests in flight are let finish and
+ * everything stops, in the order each part needs. */
+static void shut_down(const struct config *cfg, int sig)
 {
 	server_begin_drain();
 	if (cfg->shutdown_delay_ms > 0) {
@@ -432,24 +440,23 @@ static int cmd_serve(struct config *cfg)
 {
 	if (need_database(cfg))
 		return EXIT_CONFIG;
-	int rc = serve_check_schema(cfg);
+	int rc = check_schema(cfg);
+	if (!rc)
+		rc = configure_modules(cfg);
 	if (rc)
 		return rc;
-	if (serve_configure(cfg))
-		return EXIT_CONFIG;
 
 	/* Signals go to this thread only: every thread started below inherits the mask. */
 	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	block_stop_signals(&stop);
 	signal(SIGPIPE, SIG_IGN);
 
 	raise_open_files_limit(cfg);
-	serve_start_caches(cfg);
+	static_load(cfg->web_dir);
+	start_caches(cfg);
 	const char **labels = route_labels();
 	metrics_init(labels, api_routes_count);
+
 	server_on_stream_closed(live_stream_closed);
 	if (replicas_start(cfg) || server_start(cfg, api_routes, api_routes_count, async_submit) ||
 	    async_start(cfg, api_routes, api_routes_count) || live_start(cfg)) {
@@ -462,8 +469,8 @@ static int cmd_serve(struct config *cfg)
 
 	int sig;
 	sigwait(&stop, &sig);
-	serve_stop(cfg, sig);
-	free_route_labels(labels);
+	shut_down(cfg, sig);
+	route_labels_free(labels);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
 }

@@ -187,7 +187,7 @@ static void observe_latency(int64_t published_ms)
  * Returns the answer's status (0: retry later) into *status and the request. */
 static struct request *rebuild(struct consumer *c, const struct operation *op, const struct route *route)
 {
-	struct request *req = server_request_new();
+	struct request *req = request_new();
 	req->route = route;
 	req->method = router_method_parse(op->method);
 	req->method_name = arena_strdup(&req->arena, op->method);
@@ -254,12 +254,12 @@ static int apply(struct consumer *c, const struct broker_message *m)
 			route->handler(req, &c->w);
 		int status = req->res.status;
 		if (status == 503 && !__atomic_load_n(&A.stopping, __ATOMIC_ACQUIRE)) {
-			server_request_free(req);
+			request_free(req);
 			sleep_ms(RETRY_WAIT_MS); /* the database or Redis: wait, this is not the command's fault */
 			continue;
 		}
 		if (status >= 500 || status == 0) {
-			server_request_free(req);
+			request_free(req);
 			count(&A.retried);
 			return 0;
 		}
@@ -270,7 +270,7 @@ static int apply(struct consumer *c, const struct broker_message *m)
 		count(&A.consumed);
 		count(status < 300 ? &A.succeeded : &A.failed);
 		observe_latency(published_ms);
-		server_request_free(req);
+		request_free(req);
 		if (getenv("TRANSITD_TEST_CRASH_BEFORE_ACK")) {
 			/* tests only: the outcome is committed, the message not acked */
 			log_msg(LOG_WARN, "async: TRANSITD_TEST_CRASH_BEFORE_ACK set: aborting before the ack");

@@ -21,6 +21,9 @@ static const struct config *cfg;
 void auth_api_configure(const struct config *c)
 {
 	cfg = c;
+	/* Failed logins of an email and its turns (login_turn_or_reply) are not cache. */
+	cache_keep("lf:");
+	cache_keep("lg:");
 }
 
 /* Lower-cases a plausible address into the arena; NULL when it is not one. */

@@ -4,11 +4,13 @@
  * Who is calling: passwords (Argon2id), access tokens (JWT HS256 via
  * libjwt), and the revocation list every instance keeps in memory.
  *
- * Access tokens carry sub, role, iat, exp, jti and fam (the login family
- * shared by every token of one login). Verification is CPU only, so it runs
- * on the I/O thread: signature, algorithm, claims, expiry, then the local
- * revocation list (jti and family), which mirrors a Redis sorted set and is
- * kept current through the invalidation channel.
+ * Access tokens carry sub, role, iat, exp, jti, fam (the login family
+ * shared by every token of one login) and ims (issued at, in ms).
+ * Verification is CPU only, so it runs on the I/O thread: algorithm,
+ * signature, claims, expiry, then the local revocation list (the jti, the
+ * family, and the user's cut-off for tokens issued before a role or
+ * password change), which mirrors a Redis sorted set and is kept current
+ * through the invalidation channel (session.h).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -33,6 +33,13 @@ static const char rotate_lua[] =
 	"redis.call('SET', KEYS[2], fam .. '|' .. uid .. '|live|' .. at, 'EX', ARGV[1])\n"
 	"return {1, fam, uid, at}\n";
 
+void session_keep_keys(void)
+{
+	cache_keep("rt:");
+	cache_keep("famrevoked:");
+	cache_keep("revoked");
+}
+
 static const char *token_key(struct arena *a, const char *token)
 {
 	unsigned char h[32];

@@ -6,15 +6,21 @@
  * A refresh token is 32 random bytes; Redis holds only its BLAKE2b digest
  * ("rt:<digest>" → "family|user_id|live|used", REFRESH_TOKEN_TTL). Rotation
  * is one Lua script, so of many concurrent refreshes of one token exactly
- * one succeeds; presenting a token already rotated revokes its family.
+ * one succeeds; presenting a token already rotated revokes its family,
+ * which "famrevoked:<family>" then marks for REFRESH_TOKEN_TTL.
  * Revocations go to the sorted set "revoked" (member "j:<jti>" or
  * "f:<family>", score = expiry) and are published on the invalidation
  * channel as "!revoke <member> <expiry>" for every instance's in-memory list.
- * Every call blocks on Redis (worker threads); Redis down means -1/503.
+ * Calls that take a Redis connection block on it (worker threads; the
+ * subscriber hooks run on the subscriber thread); Redis down means -1/503.
  */
 #include <stdint.h>
 
 #include "../store/redis.h"
+
+/* Declares the keys above (rt:, famrevoked:, revoked) as not cache
+ * (cache_keep), so that clearing the cache ends no login. Start-up. */
+void session_keep_keys(void);
 
 enum session_result { SESSION_OK, SESSION_UNKNOWN, SESSION_REUSED, SESSION_UNAVAILABLE };
 

@@ -4,9 +4,9 @@
  * struct arena: memory with one lifetime, normally one HTTP request.
  *
  * Allocations are carved from chunks and are never freed one by one;
- * arena_release frees every chunk and runs every registered cleanup
- * (PGresult, json_t, redisReply, struct buf ...) in reverse order of
- * registration. Error paths therefore cannot leak: whatever was
+ * arena_release frees every chunk and runs every registered cleanup (today
+ * each PGresult and redisReply; a request's JSON body and buffers are freed
+ * by request_free) in reverse order of registration. Error paths therefore cannot leak: whatever was
  * registered goes when the request goes. Not thread-safe: one owner at a time.
  */
 #include <stddef.h>

@@ -121,17 +121,29 @@ int json_parse_body(const char *data, size_t len, json_t **out, struct api_error
 	return 0;
 }
 
-int json_get_int(json_t *obj, const char *field, int required, int64_t lo, int64_t hi, int64_t *out,
-		 int *present, struct api_error *err)
+/* The value of field, or NULL when it is absent or null, with *rc: -1 (err
+ * filled) when the field is required, else 0. *present (may be NULL) says
+ * whether it was given. */
+static json_t *given(json_t *obj, const char *field, int required, int *present, int *rc, struct api_error *err)
 {
 	json_t *v = json_object_get(obj, field);
 	if (present)
 		*present = v && !json_is_null(v);
-	if (!v || json_is_null(v)) {
-		if (required)
-			return api_fail_field(err, field, "is required");
-		return 0;
-	}
+	*rc = 0;
+	if (v && !json_is_null(v))
+		return v;
+	if (required)
+		*rc = api_fail_field(err, field, "is required");
+	return NULL;
+}
+
+int json_get_int(json_t *obj, const char *field, int required, int64_t lo, int64_t hi, int64_t *out,
+		 int *present, struct api_error *err)
+{
+	int rc;
+	json_t *v = given(obj, field, required, present, &rc, err);
+	if (!v)
+		return rc;
 	if (!json_is_integer(v))
 		return api_fail_field(err, field, "must be an integer from %lld to %lld", (long long)lo, (long long)hi);
 	json_int_t n = json_integer_value(v);
@@ -144,12 +156,11 @@ int json_get_int(json_t *obj, const char *field, int required, int64_t lo, int64
 int json_get_str(json_t *obj, const char *field, int required, size_t max_len, const char **out,
 		 struct api_error *err)
 {
-	json_t *v = json_object_get(obj, field);
-	if (!v || json_is_null(v)) {
+	int rc;
+	json_t *v = given(obj, field, required, NULL, &rc, err);
+	if (!v) {
 		*out = NULL;
-		if (required)
-			return api_fail_field(err, field, "is required");
-		return 0;
+		return rc;
 	}
 	if (!json_is_string(v))
 		return api_fail_field(err, field, "must be a string");
@@ -166,14 +177,10 @@ int json_get_str(json_t *obj, const char *field, int required, size_t max_len, c
 
 int json_get_bool(json_t *obj, const char *field, int required, int *out, int *present, struct api_error *err)
 {
-	json_t *v = json_object_get(obj, field);
-	if (present)
-		*present = v && !json_is_null(v);
-	if (!v || json_is_null(v)) {
-		if (required)
-			return api_fail_field(err, field, "is required");
-		return 0;
-	}
+	int rc;
+	json_t *v = given(obj, field, required, present, &rc, err);
+	if (!v)
+		return rc;
 	if (!json_is_boolean(v))
 		return api_fail_field(err, field, "must be true or false");
 	*out = json_is_true(v);

@@ -64,6 +64,22 @@ void log_end(struct buf *b)
 	buf_release(b);
 }
 
+void log_security(const struct log_subject *who, const char *event, const char *detail)
+{
+	struct buf line = BUF_INIT;
+	if (!log_begin(&line, LOG_WARN, "security"))
+		return;
+	log_str(&line, "event", event);
+	log_str(&line, "request_id", who->request_id);
+	log_str(&line, "client", who->client);
+	log_str(&line, "path", who->path);
+	if (who->user_id)
+		log_int(&line, "user_id", who->user_id);
+	if (detail)
+		log_str(&line, "detail", detail);
+	log_end(&line);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT, msg = BUF_INIT;

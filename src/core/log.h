@@ -23,6 +23,19 @@ void log_str(struct buf *b, const char *key, const char *value);
 void log_int(struct buf *b, const char *key, int64_t value);
 void log_end(struct buf *b);
 
+/* Whom a security event concerns: the request it came with and its caller. */
+struct log_subject {
+	const char *request_id;
+	const char *client; /* the client's address */
+	const char *path;
+	int64_t user_id;    /* the verified caller, 0 when none */
+};
+
+/* A warning line "security" with event (failed logins, token reuse, role
+ * denials, rate limits), the subject and detail (may be NULL). Never a
+ * password or a token in detail. */
+void log_security(const struct log_subject *who, const char *event, const char *detail);
+
 /* A line with only a message; for start-up and rare events. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

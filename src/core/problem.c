@@ -66,12 +66,18 @@ static void fill(struct api_error *e, const char *slug)
 	e->status = problem_status(e->slug);
 }
 
-int api_fail(struct api_error *e, const char *slug, const char *fmt, ...)
+int api_failv(struct api_error *e, const char *slug, const char *fmt, va_list ap)
 {
 	fill(e, slug);
+	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	return -1;
+}
+
+int api_fail(struct api_error *e, const char *slug, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	api_failv(e, slug, fmt, ap);
 	va_end(ap);
 	return -1;
 }

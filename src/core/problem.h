@@ -22,6 +22,9 @@ struct api_error {
 
 /* Fills e for the slug (status from the table) and returns -1. */
 int api_fail(struct api_error *e, const char *slug, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* api_fail with a va_list, for helpers that take api_fail's arguments. */
+int api_failv(struct api_error *e, const char *slug, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 /* A 422 "validation" error naming field; returns -1. */
 int api_fail_field(struct api_error *e, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

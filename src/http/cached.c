@@ -20,7 +20,9 @@ void cached_set_near_ttl(unsigned ms)
 	near_ms = ms;
 }
 
-unsigned near_ttl_ms(const struct cache_family *f)
+/* The near-cache TTL for a family: short, since the near-cache of another
+ * instance learns of writes only through the invalidation channel. */
+static unsigned near_ttl_ms(const struct cache_family *f)
 {
 	unsigned family_ms = (unsigned)f->ttl_s * 1000u;
 	return f->near ? (near_ms < family_ms ? near_ms : family_ms) : 0;
@@ -226,6 +228,27 @@ static void flight_land(struct flight *f, int status, const struct buf *body)
 	pthread_mutex_unlock(&flights_lock);
 }
 
+/* Runs fill into req's body. With a lease the position the fill needs is
+ * known, so a replica that has replayed it may serve the fill; the primary
+ * has the last word when the replica failed under us or has not seen what
+ * the caller asks for (a 404 for a thing just created elsewhere). 0, or -1
+ * with err. */
+static int fill_from_db(struct request *req, struct worker *w, cache_fill fill, int leased, uint64_t lsn,
+			struct api_error *err)
+{
+	w->read_on_replica = leased;
+	w->read_lsn = lsn;
+	int failed = fill(req, w, reply(req, 200), err);
+	if (failed && w->read_used_replica) {
+		if (err->status == 503)
+			replicas_mark_down(w->replica_index);
+		w->read_on_replica = 0;
+		failed = fill(req, w, reply(req, 200), err);
+	}
+	w->read_on_replica = 0;
+	return failed;
+}
+
 void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 {
 	struct cache_family *f = req->route->cache;
@@ -269,23 +292,8 @@ void reply_cached(struct request *req, struct worker *w, cache_fill fill)
 	uint64_t lsn = 0;
 	const char *token = req->cache_key && redis_up ? lease_take(req, w, &lsn) : NULL;
 	__atomic_add_fetch(&f->fills, 1, __ATOMIC_RELAXED);
-	/* With a lease the position the fill needs is known: a replica that has
-	 * replayed it may serve the fill. */
-	w->read_on_replica = token != NULL;
-	w->read_lsn = lsn;
-	struct buf *out = reply(req, 200);
-	int failed = fill(req, w, out, &err);
-	if (failed && w->read_used_replica) {
-		/* The primary has the last word: a replica that failed under us, or
-		 * that has not seen what the caller asks for (a 404 for a thing just
-		 * created elsewhere). */
-		if (err.status == 503)
-			replicas_mark_down(w->replica_index);
-		w->read_on_replica = 0;
-		out = reply(req, 200);
-		failed = fill(req, w, out, &err);
-	}
-	w->read_on_replica = 0;
+	int failed = fill_from_db(req, w, fill, token != NULL, lsn, &err);
+	const struct buf *out = &req->res.body;
 	if (failed) {
 		reply_problem(req, &err);
 		if (token)

@@ -19,7 +19,6 @@
 #include "../core/log.h"
 #include "../core/xalloc.h"
 #include "framing.h"
-#include "server.h"
 #include "../core/banned.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -719,7 +718,7 @@ static void conn_run(struct conn *c)
 /* Answers a connection over a cap without reading it, then lingers. */
 static void conn_refuse(struct conn *c, const char *slug, const char *detail)
 {
-	struct request *req = server_request_new();
+	struct request *req = request_new();
 	struct api_error e;
 	api_fail(&e, slug, "%s", detail);
 	e.retry_after = 1;
@@ -981,6 +980,24 @@ static void *io_main(void *arg)
 
 /* ------------------------------------------------------------------- API */
 
+static void wake(struct io_thread *t)
+{
+	uint64_t one = 1;
+	if (write(t->evfd, &one, sizeof(one)) < 0)
+		log_msg(LOG_WARN, "eventfd write: %s", strerror(errno));
+}
+
+/* For one who has just queued work for t, holding t->lock: releases it and
+ * wakes t, unless a wake-up is already pending (one per batch). */
+static void wake_unlock(struct io_thread *t)
+{
+	int pending = t->wake_pending;
+	t->wake_pending = 1;
+	pthread_mutex_unlock(&t->lock);
+	if (!pending)
+		wake(t);
+}
+
 void evloop_resume(struct request *req)
 {
 	struct io_thread *t = req->conn->t;
@@ -991,14 +1008,7 @@ void evloop_resume(struct request *req)
 	else
 		t->done = req;
 	t->done_tail = req;
-	int wake = !t->wake_pending;
-	t->wake_pending = 1;
-	pthread_mutex_unlock(&t->lock);
-	if (wake) {
-		uint64_t one = 1;
-		if (write(t->evfd, &one, sizeof(one)) < 0)
-			log_msg(LOG_WARN, "eventfd write: %s", strerror(errno));
-	}
+	wake_unlock(t);
 }
 
 void evloop_publish(const char *topic, const char *data, size_t len)
@@ -1018,14 +1028,7 @@ void evloop_publish(const char *topic, const char *data, size_t len)
 		else
 			t->pushes = p;
 		t->pushes_tail = p;
-		int wake = !t->wake_pending;
-		t->wake_pending = 1;
-		pthread_mutex_unlock(&t->lock);
-		if (wake) {
-			uint64_t one = 1;
-			if (write(t->evfd, &one, sizeof(one)) < 0)
-				log_msg(LOG_WARN, "eventfd write: %s", strerror(errno));
-		}
+		wake_unlock(t);
 	}
 }
 
@@ -1039,11 +1042,8 @@ int evloop_streams(void)
 
 static void wake_all(void)
 {
-	for (int i = 0; i < L.nthreads; i++) {
-		uint64_t one = 1;
-		if (write(L.threads[i].evfd, &one, sizeof(one)) < 0)
-			log_msg(LOG_WARN, "eventfd write: %s", strerror(errno));
-	}
+	for (int i = 0; i < L.nthreads; i++)
+		wake(&L.threads[i]);
 }
 
 static int listen_on(const char *bind_addr, int port)

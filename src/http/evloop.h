@@ -53,8 +53,9 @@ struct evloop_config {
 
 struct evloop_ops {
 	/* A whole request, or one that must be answered before its body (too
-	 * large): answers it in req->res and returns 0, or hands it to a worker
-	 * and returns 1 (evloop_resume brings it back). */
+	 * large): answers it in req->res and returns 0, or hands it on (to a
+	 * worker, or the password pool) and returns 1 (evloop_resume brings it
+	 * back). */
 	int (*dispatch)(struct request *req);
 	/* Just before a response is written: headers every response carries. */
 	void (*finish)(struct request *req);

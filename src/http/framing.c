@@ -5,7 +5,6 @@
 #include <strings.h>
 
 #include "router.h"
-#include "server.h"
 #include "../core/banned.h"
 
 enum { LAST_NONE, LAST_TARGET, LAST_NAME, LAST_VALUE };
@@ -163,7 +162,7 @@ static int commit(struct framing *f)
 static int on_message_begin(http_parser *p)
 {
 	struct framing *f = p->data;
-	f->req = server_request_new();
+	f->req = request_new();
 	f->last = LAST_NONE;
 	f->in_body = 0;
 	f->hosts = 0;
@@ -306,7 +305,7 @@ void framing_init(struct framing *f, size_t max_body)
 void framing_release(struct framing *f)
 {
 	if (f->req)
-		server_request_free(f->req);
+		request_free(f->req);
 	f->req = NULL;
 	buf_release(&f->piece);
 }
@@ -388,7 +387,7 @@ enum framing_event framing_feed(struct framing *f, const char *data, size_t len,
 	}
 	*used = len;
 	if (!f->req)
-		f->req = server_request_new();
+		f->req = request_new();
 	const char *slug, *detail = NULL;
 	error_of(f, e, &slug, &detail);
 	struct api_error err;

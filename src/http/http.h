@@ -59,7 +59,7 @@ struct route {
 	unsigned roles; /* enum role bits allowed; 0 = public */
 	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
 	route_check check;          /* ROUTE_ASYNC: the checks before publishing */
-	const char *summary;              /* one line, for `transitd routes` */
+	const char *summary;              /* one line for the reader of the table (nothing prints it) */
 	/* CPU-heavy first stage (a password hash), run on the password pool
 	 * (hashpool.h) before the handler; it may answer, or leave its work in
 	 * req->stage for the handler. NULL for almost every route. */
@@ -102,7 +102,7 @@ struct response {
 struct request {
 	struct arena arena;
 	struct conn *conn;       /* owned by an I/O thread; NULL in unit tests */
-	struct request *next;    /* in the I/O thread's list of answered requests */
+	struct request *next;    /* in the I/O thread's list of answered requests, or parked in a lane */
 	const struct route *route;
 	enum method method;
 	const char *method_name;
@@ -144,6 +144,14 @@ struct request {
 	struct response res;
 };
 
+/* A new request with its arena and a fresh id (32 hex digits); counted in
+ * flight until request_free. Any thread. */
+struct request *request_new(void);
+/* Frees req: its parsed body, its buffers and its arena. */
+void request_free(struct request *req);
+/* Requests made and not yet freed (server_inflight). */
+int request_inflight(void);
+
 /* The first value of header name (any case), or NULL. */
 const char *request_header(const struct request *req, const char *name);
 
@@ -170,7 +178,7 @@ void reply_header(struct request *req, const char *name, const char *value);
 
 uint64_t now_ns(void);
 
-/* A JSON log line for a security event (never a secret in detail). */
+/* Logs a security event of req (log_security): never a secret in detail. */
 void security_event(const struct request *req, const char *event, const char *detail);
 
 #endif

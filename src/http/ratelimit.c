@@ -11,6 +11,7 @@ static int fail_closed;
 void ratelimit_configure(int closed)
 {
 	fail_closed = closed;
+	cache_keep("rl:");
 }
 
 int ratelimit_check(struct request *req, struct redis *r, const char *policy, const char *subject, int limit)

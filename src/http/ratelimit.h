@@ -17,6 +17,9 @@
  * RateLimit headers are set); -1: refused, req answered 429 (or 503). */
 int ratelimit_check(struct request *req, struct redis *r, const char *policy, const char *subject, int limit);
 
+/* At start-up: whether to refuse (503) when Redis cannot count; declares
+ * the counters' keys ("rl:<policy>:<subject>:<window>") as not cache
+ * (cache_keep). */
 void ratelimit_configure(int fail_closed);
 
 #endif

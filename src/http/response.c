@@ -1,8 +1,9 @@
-/* Helpers handlers use to answer. */
+/* Helpers handlers use to read the request and answer it. */
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "../core/log.h"
 #include "http.h"
 #include "../core/banned.h"
 
@@ -68,4 +69,10 @@ void reply_problem(struct request *req, const struct api_error *e)
 		} while (n);
 		reply_header(req, "Retry-After", p);
 	}
+}
+
+void security_event(const struct request *req, const char *event, const char *detail)
+{
+	struct log_subject who = { req->request_id, req->client, req->path, req->auth ? req->auth->user_id : 0 };
+	log_security(&who, event, detail);
 }

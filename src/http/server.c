@@ -1,6 +1,6 @@
 #include "server.h"
 
-#include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +10,13 @@
 #include "../core/json.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
-#include "../core/xalloc.h"
 #include "../store/cache.h"
 #include "../store/nearcache.h"
 #include "evloop.h"
 #include "forwarded.h"
 #include "framing.h"
 #include "hashpool.h"
+#include "ratelimit.h"
 #include "router.h"
 #include "worker.h"
 #include "../core/banned.h"
@@ -26,7 +26,6 @@ static const struct config *cfg;
 static const struct route *routes;
 static size_t nroutes;
 static int started;
-static int inflight;
 static int draining;
 
 void server_begin_drain(void)
@@ -41,7 +40,7 @@ int server_draining(void)
 
 int server_inflight(void)
 {
-	return __atomic_load_n(&inflight, __ATOMIC_RELAXED);
+	return request_inflight();
 }
 
 static int valid_request_id(const char *s)
@@ -67,33 +66,29 @@ static const char *trace_id_of(struct request *req, const char *tp)
 	return arena_strndup(&req->arena, tp + 3, 32);
 }
 
-/* Security events: failed logins, token reuse, role denials, rate limits.
- * Never a password or a token. */
-void security_event(const struct request *req, const char *event, const char *detail)
-{
-	struct buf line = BUF_INIT;
-	if (!log_begin(&line, LOG_WARN, "security"))
-		return;
-	log_str(&line, "event", event);
-	log_str(&line, "request_id", req->request_id);
-	log_str(&line, "client", req->client);
-	log_str(&line, "path", req->path);
-	if (req->auth)
-		log_int(&line, "user_id", req->auth->user_id);
-	if (detail)
-		log_str(&line, "detail", detail);
-	log_end(&line);
-}
+/* Answers req with the problem slug, its detail formatted as api_fail's,
+ * and returns -1: the last step of every ..._or_reply below. */
+static int fail_reply(struct request *req, const char *slug, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-/* Checks the bearer token against the route's roles; answers and returns -1
- * when the caller may not go on. */
-static int authorize(struct request *req)
+static int fail_reply(struct request *req, const char *slug, const char *fmt, ...)
 {
 	struct api_error e;
+	va_list ap;
+	va_start(ap, fmt);
+	api_failv(&e, slug, fmt, ap);
+	va_end(ap);
+	reply_problem(req, &e);
+	return -1;
+}
+
+/* Checks the bearer token against the route's roles: 0, or -1 with req
+ * answered 401, 403 or 503. */
+static int authorize_or_reply(struct request *req)
+{
 	const char *h = req->authorization;
 	if (!h || strncasecmp(h, "Bearer ", 7) || !h[7]) {
-		api_fail(&e, "unauthorized", "a bearer token is required");
-		reply_problem(req, &e);
+		fail_reply(req, "unauthorized", "a bearer token is required");
 		reply_header(req, "WWW-Authenticate", "Bearer");
 		return -1;
 	}
@@ -102,75 +97,20 @@ static int authorize(struct request *req)
 	case TOKEN_OK:
 		break;
 	case TOKEN_UNVERIFIABLE:
-		api_fail(&e, "unavailable", "token revocations cannot be checked right now");
-		e.retry_after = 1;
-		reply_problem(req, &e);
+		fail_reply(req, "unavailable", "token revocations cannot be checked right now");
+		reply_header(req, "Retry-After", "1");
 		return -1;
 	default:
-		api_fail(&e, "unauthorized", "the token is invalid, expired or revoked");
-		reply_problem(req, &e);
+		fail_reply(req, "unauthorized", "the token is invalid, expired or revoked");
 		reply_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 		return -1;
 	}
 	req->auth = p;
 	if (!(req->route->roles & p->role)) {
 		security_event(req, "role-denied", role_name(p->role));
-		api_fail(&e, "forbidden", "the %s role may not do this", role_name(p->role));
-		reply_problem(req, &e);
-		return -1;
+		return fail_reply(req, "forbidden", "the %s role may not do this", role_name(p->role));
 	}
 	return 0;
-}
-
-/* 32 hex digits, unique without a system call: a per-thread random key
- * and counter through a bijective mix. */
-static void new_request_id(char out[33])
-{
-	static __thread uint64_t key[2], n;
-	if (!key[0]) {
-		randombytes_buf(key, sizeof(key));
-		key[0] |= 1;
-	}
-	n++;
-	uint64_t v[2] = { key[0] + n, key[1] ^ (n * 0x9e3779b97f4a7c15ull) };
-	for (int i = 0; i < 2; i++) {
-		uint64_t z = v[i];
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		v[i] = z ^ (z >> 31);
-	}
-	static const char hex[] = "0123456789abcdef";
-	for (int i = 0; i < 16; i++) {
-		unsigned byte = (unsigned)(v[i / 8] >> (8 * (i % 8))) & 0xff;
-		out[2 * i] = hex[byte >> 4];
-		out[2 * i + 1] = hex[byte & 15];
-	}
-	out[32] = '\0';
-}
-
-struct request *server_request_new(void)
-{
-	struct request *req = xcalloc(1, sizeof(*req));
-	arena_init(&req->arena);
-	buf_init(&req->body);
-	buf_init(&req->res.body);
-	req->start_ns = now_ns();
-	char *id = arena_alloc(&req->arena, 33);
-	new_request_id(id);
-	req->request_id = id;
-	__atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
-	return req;
-}
-
-void server_request_free(struct request *req)
-{
-	if (req->json)
-		json_decref(req->json);
-	buf_release(&req->body);
-	buf_release(&req->res.body);
-	arena_release(&req->arena);
-	free(req);
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
 }
 
 /* The headers handlers read, once the head is complete. */
@@ -196,13 +136,6 @@ static void request_prepare(struct request *req)
 	}
 }
 
-static void fail(struct request *req, const char *slug, const char *fmt, const char *arg)
-{
-	struct api_error e;
-	api_fail(&e, slug, fmt, arg);
-	reply_problem(req, &e);
-}
-
 static int is_json_media_type(const char *ct)
 {
 	if (!ct)
@@ -216,11 +149,9 @@ static int is_json_media_type(const char *ct)
 int request_json_or_reply(struct request *req)
 {
 	struct api_error e;
-	if (!is_json_media_type(req->content_type)) {
-		fail(req, "unsupported-media-type", "Content-Type must be application/json, not %s",
-		     req->content_type ? req->content_type : "(none)");
-		return -1;
-	}
+	if (!is_json_media_type(req->content_type))
+		return fail_reply(req, "unsupported-media-type", "Content-Type must be application/json, not %s",
+				  req->content_type ? req->content_type : "(none)");
 	if (json_parse_body(req->body.ptr, req->body.len, &req->json, &e)) {
 		reply_problem(req, &e);
 		return -1;
@@ -294,8 +225,8 @@ static void query_replace(struct request *req, const char *name, const char *val
 }
 
 /* Fills the cache keys of a request from its route's family, ids and the
- * canonical values of its query. 0, or -1 with req answered (422). */
-static int make_cache_key(struct request *req)
+ * canonical values of its query: 0, or -1 with req answered 422. */
+static int cache_key_or_reply(struct request *req)
 {
 	const struct cache_family *f = req->route->cache;
 	const char *values[8];
@@ -324,98 +255,133 @@ static int make_cache_key(struct request *req)
 	return 0;
 }
 
-/* Decides what happens to a request: answered now (0) or queued for a
- * worker (1), which hands it back through evloop_resume. */
-static int dispatch(struct request *req)
+/* Finds the request's route: 0, or -1 with req answered (400, 404, 405,
+ * 422 for a bad id, or 204 to a CORS preflight). */
+static int route_or_reply(struct request *req)
 {
-	struct api_error e;
 	unsigned allow = 0;
-	char bad[64];
-	request_prepare(req);
-	if (req->bad_path) {
-		fail(req, "bad-request", "%s", "the path contains an encoded NUL (%00)");
+	char bad[64], methods[96];
+	if (req->bad_path)
+		return fail_reply(req, "bad-request", "the path contains an encoded NUL (%%00)");
+	if (!req->method)
+		return fail_reply(req, "method-not-allowed", "method %s is not supported", req->method_name);
+	switch (router_match(routes, nroutes, req->method, req->path, &req->route, req->ids, &req->nids, &allow, bad,
+			     sizeof(bad))) {
+	case ROUTER_OK:
 		return 0;
-	}
-	if (!req->method) {
-		fail(req, "method-not-allowed", "method %s is not supported", req->method_name);
-		return 0;
-	}
-	enum router_result rr = router_match(routes, nroutes, req->method, req->path, &req->route, req->ids,
-					     &req->nids, &allow, bad, sizeof(bad));
-	if (rr == ROUTER_METHOD_NOT_ALLOWED && req->method == METHOD_OPTIONS) {
-		preflight(req, allow);
-		return 0;
-	}
-	if (rr == ROUTER_NOT_FOUND) {
-		fail(req, "not-found", "no resource at %s", req->path);
-		return 0;
-	}
-	if (rr == ROUTER_METHOD_NOT_ALLOWED) {
-		char methods[96];
+	case ROUTER_NOT_FOUND:
+		return fail_reply(req, "not-found", "no resource at %s", req->path);
+	case ROUTER_METHOD_NOT_ALLOWED:
+		if (req->method == METHOD_OPTIONS) {
+			preflight(req, allow);
+			return -1;
+		}
 		router_allow_string(allow, methods, sizeof(methods));
-		fail(req, "method-not-allowed", "allowed methods: %s", methods);
+		fail_reply(req, "method-not-allowed", "allowed methods: %s", methods);
 		reply_header(req, "Allow", methods);
-		return 0;
-	}
-	if (rr == ROUTER_BAD_ID) {
+		return -1;
+	case ROUTER_BAD_ID: {
+		struct api_error e;
 		api_fail_field(&e, bad, "must be a positive integer");
 		reply_problem(req, &e);
-		return 0;
+		return -1;
 	}
-	if (req->route->roles && authorize(req))
-		return 0;
-	if (req->body_too_large) {
-		char limit[32];
-		snprintf(limit, sizeof(limit), "%zu", cfg->max_body_bytes);
-		fail(req, "payload-too-large", "the body exceeds the limit of %s bytes", limit);
-		return 0;
 	}
+	return 0;
+}
+
+/* What the route declares of a request: roles, body size, query text, a
+ * JSON body. 0, or -1 with req answered (401, 403, 413, 415, 400, 422). */
+static int admit_or_reply(struct request *req)
+{
+	if (req->route->roles && authorize_or_reply(req))
+		return -1;
+	if (req->body_too_large)
+		return fail_reply(req, "payload-too-large", "the body exceeds the limit of %zu bytes",
+				  cfg->max_body_bytes);
 	request_parse_query(req);
 	if (req->bad_query) {
+		struct api_error e;
 		api_fail_field(&e, req->bad_query, "must be UTF-8 text without NUL characters");
 		reply_problem(req, &e);
-		return 0;
+		return -1;
 	}
-
 	if ((req->route->flags & ROUTE_JSON_BODY) && request_json_or_reply(req))
+		return -1;
+	return 0;
+}
+
+/* 1 when a cached read was answered from the near-cache (X-Cache: HIT)
+ * or refused by its family's from_memory; 0 when a worker must answer. */
+static int answered_from_memory(struct request *req)
+{
+	const struct cache_family *f = req->route->cache;
+	const char *val;
+	size_t len;
+	if (!req->near_key || !f->near || cfg->near_cache_ttl_ms <= 0)
 		return 0;
-	if (req->route->flags & ROUTE_INLINE) {
-		req->route->handler(req, NULL);
-		return 0;
-	}
-	if (req->route->prepare) {
-		if (hashpool_submit(req)) {
-			fail(req, "unavailable", "%s", "too many requests are waiting for a password hash; retry shortly");
-			reply_header(req, "Retry-After", "1");
-			return 0;
-		}
+	int may = f->from_memory ? f->from_memory(req) : 1;
+	if (may < 0)
 		return 1;
-	}
-	if (req->route->cache) {
-		if (make_cache_key(req))
-			return 0;
-		const struct cache_family *f = req->route->cache;
-		const char *val;
-		size_t len;
-		if (req->near_key && f->near && cfg->near_cache_ttl_ms > 0) {
-			int may = f->from_memory ? f->from_memory(req) : 1;
-			if (may < 0)
-				return 0;
-			if (may && nearcache_get_or_refresh(req->near_key, &req->arena, &val, &len) == 0) {
-				reply_json(req, 200, val, len);
-				req->res.x_cache = "HIT";
-				return 0;
-			}
-		}
-	}
+	if (!may || nearcache_get_or_refresh(req->near_key, &req->arena, &val, &len))
+		return 0;
+	reply_json(req, 200, val, len);
+	req->res.x_cache = "HIT";
+	return 1;
+}
+
+/* The tail of dispatch: a cached read from the near-cache, answered here
+ * (0), or the request queued for a worker (1); 0 also when it was answered
+ * 422 (its cache key's query) or 503 (the queue is full). */
+static int answer_or_queue(struct request *req)
+{
+	if (req->route->cache && (cache_key_or_reply(req) || answered_from_memory(req)))
+		return 0;
 	req->async = (req->route->flags & ROUTE_ASYNC) && *cfg->amqp_url && prefers_async(req->prefer);
 	if (workers_reserve()) {
-		fail(req, "unavailable", "%s", "the server is at capacity; retry shortly");
+		fail_reply(req, "unavailable", "the server is at capacity; retry shortly");
 		reply_header(req, "Retry-After", "1");
 		return 0;
 	}
 	workers_submit(req);
 	return 1;
+}
+
+/* Decides what happens to a request: answered now on the I/O thread (0),
+ * or handed on (1) to a worker, or first to the password pool for a route
+ * with a prepare stage; they hand it back through evloop_resume. */
+static int dispatch(struct request *req)
+{
+	request_prepare(req);
+	if (route_or_reply(req) || admit_or_reply(req))
+		return 0;
+	if (req->route->flags & ROUTE_INLINE) {
+		req->route->handler(req, NULL);
+		return 0;
+	}
+	if (!req->route->prepare)
+		return answer_or_queue(req);
+	if (hashpool_submit(req)) {
+		fail_reply(req, "unavailable", "too many requests are waiting for a password hash; retry shortly");
+		reply_header(req, "Retry-After", "1");
+		return 0;
+	}
+	return 1;
+}
+
+/* Dispatch's last stage, on the worker just before the handler: the
+ * per-client budget (RATE_LIMIT_PER_MINUTE). Answers from the I/O thread
+ * (health, docs, near-cache hits) cost no database work and are not
+ * counted; every request of a lane batch is. 0: go on; -1: req was
+ * answered 429 (or 503). */
+static int within_budget(struct request *req, struct worker *w)
+{
+	int limit = cfg->rate_limit_per_minute;
+	if (!limit)
+		return 0;
+	const char *subject = req->auth ? arena_printf(&req->arena, "u%lld", (long long)req->auth->user_id)
+					: req->client;
+	return ratelimit_check(req, &w->redis, "default", subject, limit);
 }
 
 /* The response was written (sent) or the connection went first. */
@@ -440,7 +406,7 @@ static void complete(struct request *req, int sent)
 			log_str(&line, "error", "connection closed before the response was sent");
 		log_end(&line);
 	}
-	server_request_free(req);
+	request_free(req);
 }
 
 static void (*on_stream_closed)(const char *topic);
@@ -462,7 +428,8 @@ int server_start(const struct config *c, const struct route *table, size_t n, ro
 	routes = table;
 	nroutes = n;
 	framing_setup();
-	if (workers_start(cfg, evloop_resume, async_run))
+	struct worker_ops wops = { within_budget, async_run, evloop_resume };
+	if (workers_start(cfg, &wops))
 		return -1;
 	if (hashpool_start(cfg, evloop_resume)) {
 		workers_stop();

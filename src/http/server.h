@@ -2,8 +2,9 @@
 #define TRANSITD_SERVER_H
 /*
  * The HTTP server: what a request means (route, roles, body checks,
- * near-cache, hand-off to a worker) on top of the I/O threads of
- * evloop.h, which read and write the bytes.
+ * near-cache, hand-off to the password pool or a worker, the per-client
+ * budget on the worker) on top of the I/O threads of evloop.h, which read
+ * and write the bytes. README.md tells a request's life.
  */
 #include <stddef.h>
 
@@ -13,7 +14,8 @@
 /* async_run: what a worker runs for a request marked async (api/async.h). */
 int server_start(const struct config *cfg, const struct route *routes, size_t n, route_handler async_run);
 /* Stops accepting, lets in-flight requests finish (at most timeout_s), then
- * stops the daemon and the workers. Safe to call once. */
+ * stops the password pool, the workers and the I/O threads. Blocks; safe to
+ * call once. */
 void server_stop(int timeout_s);
 
 /* Called when a stream (evloop.h) on topic ends. */
@@ -25,11 +27,8 @@ void server_on_stream_closed(void (*fn)(const char *topic));
 void server_begin_drain(void);
 int server_draining(void);
 
-/* Requests begun (their first byte read) and not yet completed. */
+/* Requests begun (their first byte read) and not yet completed
+ * (request_inflight). */
 int server_inflight(void);
-
-/* A new request with its id; counted in flight until server_request_free. */
-struct request *server_request_new(void);
-void server_request_free(struct request *req);
 
 #endif

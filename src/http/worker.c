@@ -9,7 +9,6 @@
 #include "../store/cache.h"
 #include "../store/replicas.h"
 #include "lanes.h"
-#include "ratelimit.h"
 #include "../core/xalloc.h"
 #include "../core/banned.h"
 
@@ -23,9 +22,7 @@ static struct {
 	int nthreads;
 	pthread_t *threads;
 	struct worker *workers;
-	void (*done)(struct request *);
-	route_handler async_run;
-	int rate_limit;
+	struct worker_ops ops;
 } q = { .lock = PTHREAD_MUTEX_INITIALIZER, .nonempty = PTHREAD_COND_INITIALIZER };
 
 static const struct sql_stmt wal_position = { "wal_position", "SELECT pg_current_wal_lsn()::text" };
@@ -56,18 +53,6 @@ void worker_invalidate(struct worker *w, struct arena *a, const char *const *key
 	cache_invalidate(&w->redis, a, keys, n, lsn);
 }
 
-/* The per-client budget; answers from the I/O thread (health, docs,
- * near-cache hits) cost no database work and are not counted. 0: go on;
- * -1: req was answered 429 (or 503). */
-static int within_budget(struct request *req, struct worker *w)
-{
-	if (!q.rate_limit)
-		return 0;
-	const char *subject = req->auth ? arena_printf(&req->arena, "u%lld", (long long)req->auth->user_id)
-					: req->client;
-	return ratelimit_check(req, &w->redis, "default", subject, q.rate_limit);
-}
-
 /* Runs requests (one, or a batch of one lane) and hands each back. */
 static void run(struct worker *w, struct request **reqs, int n)
 {
@@ -77,7 +62,7 @@ static void run(struct worker *w, struct request **reqs, int n)
 	w->read_lsn = 0;
 	w->read_used_replica = 0;
 	for (int i = 0; i < n; i++) {
-		if (within_budget(reqs[i], w) == 0)
+		if (!q.ops.admit || q.ops.admit(reqs[i], w) == 0)
 			go[m++] = reqs[i];
 	}
 	/* In arrival order; consecutive requests of a route that runs batches
@@ -95,7 +80,7 @@ static void run(struct worker *w, struct request **reqs, int n)
 		w->read_on_replica = 0;
 		w->read_lsn = 0;
 		w->read_used_replica = 0;
-		(req->async ? q.async_run : req->route->handler)(req, w);
+		(req->async ? q.ops.async_run : req->route->handler)(req, w);
 	}
 	for (int i = 0; i < n; i++) {
 		if (!reqs[i]->res.status) {
@@ -103,7 +88,7 @@ static void run(struct worker *w, struct request **reqs, int n)
 			api_fail(&e, "internal", "the handler gave no answer");
 			reply_problem(reqs[i], &e);
 		}
-		q.done(reqs[i]);
+		q.ops.done(reqs[i]);
 	}
 }
 
@@ -184,13 +169,11 @@ void worker_init(struct worker *w, const struct config *cfg, int id)
 	broker_init(&w->broker, cfg);
 }
 
-int workers_start(const struct config *cfg, void (*done)(struct request *), route_handler async_run)
+int workers_start(const struct config *cfg, const struct worker_ops *ops)
 {
 	q.cap = cfg->job_queue_size;
 	q.ring = xcalloc((size_t)q.cap, sizeof(*q.ring));
-	q.done = done;
-	q.async_run = async_run;
-	q.rate_limit = cfg->rate_limit_per_minute;
+	q.ops = *ops;
 	q.nthreads = cfg->workers;
 	q.threads = xcalloc((size_t)q.nthreads, sizeof(*q.threads));
 	q.workers = xcalloc((size_t)q.nthreads, sizeof(*q.workers));

@@ -2,8 +2,10 @@
 #define TRANSITD_WORKER_H
 /*
  * The worker pool: a bounded queue of suspended requests and a fixed set of
- * threads, each owning its connections (primary, optional replica, Redis),
- * so a handler runs plain blocking calls without sharing anything.
+ * threads, each owning its connections (primary, optional replica, Redis,
+ * broker), so a handler runs plain blocking calls without sharing anything.
+ * A write whose card is busy on another worker waits in the card's lane
+ * (lanes.h) instead of holding this one.
  *
  * The I/O thread reserves a queue slot before it suspends a connection, so
  * a full queue is answered with 503 at once and a reserved slot can never
@@ -43,10 +45,20 @@ struct pg *worker_read_db(struct worker *w);
  * those keys never reads a replica that has not replayed the write. */
 void worker_invalidate(struct worker *w, struct arena *a, const char *const *keys, size_t n);
 
-/* Starts cfg->workers threads; done(req) is called on the worker thread
- * after the handler has answered. A request marked async runs async_run
- * instead of its handler. 0 or -1. */
-int workers_start(const struct config *cfg, void (*done)(struct request *), route_handler async_run);
+/* What the workers run around a request's handler. */
+struct worker_ops {
+	/* The dispatcher's last stage, run on the worker before the handler,
+	 * for every request (each of a lane batch too): 0, go on; -1, req was
+	 * answered and its handler is not run. NULL: every request goes on. */
+	int (*admit)(struct request *req, struct worker *w);
+	/* Run instead of the handler for a request marked async (api/async.h). */
+	route_handler async_run;
+	/* Hands an answered request back (on the worker thread). */
+	void (*done)(struct request *req);
+};
+
+/* Starts cfg->workers threads running ops. 0 or -1. */
+int workers_start(const struct config *cfg, const struct worker_ops *ops);
 /* Reserves a queue slot: 0, or -1 when the queue is full. */
 int workers_reserve(void);
 /* Queues a request into a reserved slot. */

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,6 +164,35 @@ const char *cache_lsn_key(struct arena *a, const char *key)
 	return arena_printf(a, "%slsn:%s", cache_prefix(), key);
 }
 
+static const char *kept[CACHE_KEPT_MAX];
+static int nkept;
+
+void cache_keep(const char *name)
+{
+	for (int i = 0; i < nkept; i++)
+		if (!strcmp(kept[i], name))
+			return;
+	if (nkept == CACHE_KEPT_MAX) {
+		log_msg(LOG_ERROR, "cache_keep: more than %d names", CACHE_KEPT_MAX);
+		abort();
+	}
+	kept[nkept++] = name;
+}
+
+int cache_kept(const char *key)
+{
+	size_t plen = strlen(cache_prefix());
+	if (strncmp(key, cache_prefix(), plen))
+		return 0;
+	key += plen;
+	for (int i = 0; i < nkept; i++) {
+		size_t n = strlen(kept[i]);
+		if (n && kept[i][n - 1] == ':' ? !strncmp(key, kept[i], n) : !strcmp(key, kept[i]))
+			return 1;
+	}
+	return 0;
+}
+
 void cache_clear_all(struct redis *r, struct arena *a)
 {
 	const char *pattern = arena_printf(a, "%s*", cache_prefix());
@@ -175,12 +205,8 @@ void cache_clear_all(struct redis *r, struct arena *a)
 		redisReply *list = rep->element[1];
 		for (size_t j = 0; j < list->elements; j++) {
 			const char *k = list->element[j]->str;
-			/* Sessions, revocations and rate counters are not cache. */
-			if (strstr(k, ":rt:") || strstr(k, ":famrevoked:") || strstr(k, ":rl:") || strstr(k, ":lf:") ||
-			    strstr(k, ":lg:") ||
-			    !strcmp(k + strlen(cache_prefix()), "revoked"))
-				continue;
-			redis_command(r, a, "UNLINK %s", k);
+			if (!cache_kept(k))
+				redis_command(r, a, "UNLINK %s", k);
 		}
 	} while (strcmp(cursor, "0"));
 	drop_all_local();

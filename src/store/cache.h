@@ -59,10 +59,12 @@ const char *cache_key(struct arena *a, const struct cache_family *f, const int64
 const char *cache_field(struct arena *a, const char *const *values, int nvalues);
 
 /* Deletes keys (without prefix, as in the family pattern, ids filled in)
- * from Redis and from the near-cache of every instance. Never fails: with
- * Redis down the keys expire by their TTL. A nonzero lsn is the WAL position
- * of the write: refills of these keys must read at or past it (kept 60 s
- * under cache_lsn_key). */
+ * and their fill leases from Redis, and from the near-cache (and whatever
+ * cache_on_drop keeps) of every instance; returns once every subscriber's
+ * socket holds the message. Blocks on Redis; never fails: with Redis down
+ * the keys expire by their TTL. A nonzero lsn is the WAL position of the
+ * write: refills of these keys must read at or past it (kept 60 s under
+ * cache_lsn_key). */
 void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys, size_t n, uint64_t lsn);
 
 /* The Redis key holding the WAL position of key's last invalidation. */
@@ -70,10 +72,26 @@ const char *cache_lsn_key(struct arena *a, const char *key);
 
 void cache_count(struct cache_family *f, const char *x_cache);
 
-/* Deletes every key under CACHE_PREFIX and empties every near-cache. */
+/*
+ * Declares keys under CACHE_PREFIX that are not cache (logins, revocations,
+ * counters): cache_clear_all leaves them. A name ending in ':' stands for
+ * every key that begins with it ("rt:"), any other for that one key
+ * ("revoked"). Each owner declares its own, at start-up, before any
+ * cache_clear_all; name must outlive the process. At most CACHE_KEPT_MAX.
+ */
+#define CACHE_KEPT_MAX 16
+void cache_keep(const char *name);
+/* Whether key (prefix included) is one that cache_keep declared. */
+int cache_kept(const char *key);
+
+/* Deletes every key under CACHE_PREFIX but those declared by cache_keep,
+ * and empties every near-cache (this instance's and, by a message, the
+ * others'). Blocks on Redis. */
 void cache_clear_all(struct redis *r, struct arena *a);
 
-/* Other users of the channel (revocations): messages starting with '!'. */
+/* What else the subscriber thread serves (set once, at start-up): the
+ * revocation list (messages starting with '!') and the live boards (each
+ * invalidated key). Every hook runs on the subscriber thread. */
 struct cache_listener {
 	int (*connected)(redisContext *c); /* after (re)subscribing: load state; 0 or -1 */
 	void (*current)(int yes);          /* whether the subscription is live */

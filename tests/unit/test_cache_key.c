@@ -1,5 +1,6 @@
 /* Unit tests for the key-building part of src/store/cache.{h,c}:
- * cache_prefix, cache_key, cache_field and cache_count (no Redis needed). */
+ * cache_prefix, cache_key, cache_field, cache_count and the keys declared
+ * not cache (no Redis needed). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -268,6 +269,25 @@ static void test_count(void **state)
 	assert_int_equal(f.bypasses, 1);
 }
 
+/* What cache_clear_all leaves: only what an owner declared, and a name
+ * ending in ':' is a namespace, any other one key. */
+static void test_kept(void **state)
+{
+	(void)state;
+	cache_keep("rt:");
+	cache_keep("revoked");
+	cache_keep("rt:"); /* twice: once */
+	assert_true(cache_kept("transitd:rt:abc"));
+	assert_true(cache_kept("transitd:revoked"));
+	assert_false(cache_kept("transitd:revoked:x"));
+	assert_false(cache_kept("transitd:revokedx"));
+	assert_false(cache_kept("transitd:card:5:rt:")); /* a cache key that holds the text */
+	assert_false(cache_kept("other:rt:abc"));         /* another prefix's */
+	assert_false(cache_kept("transitd:rl:default:x:1")); /* not declared */
+	cache_keep("rl:");
+	assert_true(cache_kept("transitd:rl:default:x:1"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -282,6 +302,7 @@ int main(void)
 		T(test_field_injective_exhaustive),
 		T(test_field_too_long),
 		T(test_count),
+		T(test_kept),
 	};
 	return cmocka_run_group_tests_name("cache_key", tests, NULL, NULL);
 }

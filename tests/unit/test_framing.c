@@ -57,7 +57,7 @@ static int run(const char *input, size_t len, size_t step, struct outcome *out, 
 			continue;
 		struct request *req = framing_take(&f);
 		keep(&out[n++], ev, req);
-		server_request_free(req);
+		request_free(req);
 		if (ev == FRAMING_ERROR || ev == FRAMING_HEAD)
 			break;
 	}
@@ -201,7 +201,7 @@ static void expect_continue_pauses_at_the_head(void **state)
 	assert_int_equal(framing_feed(&f, "ok", 2, &used), FRAMING_REQUEST);
 	struct request *req = framing_take(&f);
 	assert_int_equal(req->body.len, 2);
-	server_request_free(req);
+	request_free(req);
 	framing_release(&f);
 }
 
