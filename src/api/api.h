@@ -131,8 +131,8 @@ void rail_bookings_list(struct request *req, struct worker *w);
 void rail_booking_get_one(struct request *req, struct worker *w);
 void rail_booking_cancel(struct request *req, struct worker *w);
 
-/* Keys every trip write makes stale (without prefix). */
-extern const char *const analytics_trip_keys[];
-extern const size_t analytics_trip_keys_count;
+/* The families every trip write makes stale (their keys have no id). */
+extern const struct cache_family *const analytics_trip_families[];
+extern const size_t analytics_trip_families_count;
 
 #endif

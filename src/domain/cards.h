@@ -26,7 +26,6 @@ void cards_register(void);
 
 /* A random 16-digit number whose last digit is the Luhn check digit. */
 void card_number_generate(char out[17]);
-int card_number_valid(const char *s);
 
 /* user_id 0 issues an anonymous card. max_cards > 0: 409 card-limit when
  * the user already holds that many (blocked ones too); must run inside a
