@@ -33,8 +33,10 @@ static int normalize_page(struct request *req, const char **v, struct api_error 
  * owner, once every invalidation that reached this process is applied
  * (cache_invalidations_settled): a rider reads a balance right after paying
  * or boarding, perhaps on another instance. Fills read the primary.
+ * 1: from memory; 0: a worker decides; -1: another rider's card, answered
+ * 404 as if it did not exist.
  */
-static int card_from_memory(struct request *req)
+static int card_from_memory_or_reply(struct request *req)
 {
 	if (!cache_invalidations_settled())
 		return 0;
@@ -52,12 +54,12 @@ static int card_from_memory(struct request *req)
 }
 
 struct cache_family family_card = { .label = "card", .key = "card:{}", .ttl_s = 30, .near = 1,
-				     .from_memory = card_from_memory };
+				     .from_memory = card_from_memory_or_reply };
 struct cache_family family_card_balance = { .label = "card_balance", .key = "card:{}:balance", .ttl_s = 30,
-					    .near = 1, .from_memory = card_from_memory };
+					    .near = 1, .from_memory = card_from_memory_or_reply };
 struct cache_family family_card_history = { .label = "card_history", .key = "card:{}:history", .ttl_s = 60,
 					    .query = page_query, .normalize = normalize_page, .near = 1,
-					    .from_memory = card_from_memory };
+					    .from_memory = card_from_memory_or_reply };
 
 /* Not a cached read: the owners map's entry (store/owners.h), which a
  * change of status or owner drops on every instance. */
@@ -140,11 +142,8 @@ void cards_create(struct request *req, struct worker *w)
 	}
 	if (idem_begin_or_reply(&im, req, &w->primary, cap > 0))
 		return;
-	if (card_create(&w->primary, &req->arena, user_id, cap, reply(req, 201), &e)) {
-		idem_abort(&im);
-		goto fail;
-	}
-	idem_commit_or_reply(&im, req);
+	int rc = card_create(&w->primary, &req->arena, user_id, cap, reply(req, 201), &e);
+	idem_finish_or_reply(&im, req, rc, &e);
 	return;
 fail:
 	reply_problem(req, &e);

@@ -103,6 +103,15 @@ void reply_outcome(struct request *req, const struct write_outcome *o)
 		reply_header(req, "Idempotent-Replayed", "true");
 }
 
+/* Rolls back after a failure; no-op without a transaction. */
+static void rollback(struct idem *im)
+{
+	struct api_error ignored;
+	if (im->tx && im->db->conn)
+		pg_run(im->db, "ROLLBACK", &ignored);
+	im->tx = 0;
+}
+
 int idem_begin_or_reply(struct idem *im, struct request *req, struct pg *db, int transaction)
 {
 	struct api_error e;
@@ -135,7 +144,7 @@ int idem_begin_or_reply(struct idem *im, struct request *req, struct pg *db, int
 		goto fail;
 	if (PQntuples(r) == 0)
 		return 0; /* first time: go on inside the transaction */
-	idem_abort(im);
+	rollback(im);
 	if (strcmp(PQgetvalue(r, 0, 0), im->hash)) {
 		api_fail(&e, "idempotency-mismatch", "this Idempotency-Key was used for a different request");
 		goto fail;
@@ -144,14 +153,18 @@ int idem_begin_or_reply(struct idem *im, struct request *req, struct pg *db, int
 	reply_header(req, "Idempotent-Replayed", "true");
 	return -1;
 fail:
-	idem_abort(im);
+	rollback(im);
 	reply_problem(req, &e);
 	return -1;
 }
 
-int idem_commit_or_reply(struct idem *im, struct request *req)
+int idem_finish_or_reply(struct idem *im, struct request *req, int rc, const struct api_error *err)
 {
 	struct api_error e;
+	if (rc) {
+		e = *err;
+		goto fail;
+	}
 	if (!im->tx)
 		return 0;
 	const char *v[] = { im->scope, im->key, im->hash, arena_printf(&req->arena, "%d", req->res.status),
@@ -166,15 +179,7 @@ int idem_commit_or_reply(struct idem *im, struct request *req)
 		pg_exec(im->db, &req->arena, &stmts[EXPIRE], 0, NULL, &e);
 	return 0;
 fail:
-	idem_abort(im);
+	rollback(im);
 	reply_problem(req, &e);
 	return -1;
-}
-
-void idem_abort(struct idem *im)
-{
-	struct api_error ignored;
-	if (im->tx && im->db->conn)
-		pg_run(im->db, "ROLLBACK", &ignored);
-	im->tx = 0;
 }

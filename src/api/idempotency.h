@@ -14,13 +14,10 @@
  *
  *   struct idem im;
  *   if (idem_begin_or_reply(&im, req, db, 0))
- *           return;                        // answered: replay, 409, 422 or 503
- *   if (domain_call(db, ..., reply(req, 201), &e)) {  // inside the transaction when a key was given
- *           idem_abort(&im);
- *           goto fail;                     // reply_problem(req, &e)
- *   }
- *   if (idem_commit_or_reply(&im, req) == 0)
- *           ...                            // committed: invalidate caches
+ *           return;          // answered: replay, 409, 422 or 503
+ *   int rc = domain_call(db, ..., reply(req, 201), &e);   // inside the transaction
+ *   if (idem_finish_or_reply(&im, req, rc, &e) == 0)
+ *           ...              // committed: invalidate caches
  */
 #include "../domain/outcome.h"
 #include "../http/http.h"
@@ -64,10 +61,10 @@ int idem_begin_or_reply(struct idem *im, struct request *req, struct pg *db, int
 /* The scope (method, route, caller) and request hash of req's valid
  * Idempotency-Key; -1 with a 422 naming the header otherwise. */
 int idem_identify(struct request *req, const char **scope, const char **hash, struct api_error *err);
-/* Records req->res (with a key) and commits; no-op without a transaction.
- * 0, or -1 with the transaction rolled back and req answered (503). */
-int idem_commit_or_reply(struct idem *im, struct request *req);
-/* Rolls back after a failure; no-op without a transaction. */
-void idem_abort(struct idem *im);
+/* Ends what idem_begin_or_reply began, after the write. rc 0 (the write
+ * succeeded and answered req): records req->res with a key and commits; 0,
+ * or -1 with the transaction rolled back and req answered (503). rc -1:
+ * rolls back and answers err; -1. */
+int idem_finish_or_reply(struct idem *im, struct request *req, int rc, const struct api_error *err);
 
 #endif

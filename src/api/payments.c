@@ -27,11 +27,8 @@ void payments_topup(struct request *req, struct worker *w)
 		goto fail;
 	if (idem_begin_or_reply(&im, req, &w->primary, 0))
 		return;
-	if (payment_create(&w->primary, &req->arena, &p, reply(req, 201), &e)) {
-		idem_abort(&im);
-		goto fail;
-	}
-	idem_commit_or_reply(&im, req);
+	int rc = payment_create(&w->primary, &req->arena, &p, reply(req, 201), &e);
+	idem_finish_or_reply(&im, req, rc, &e);
 	return;
 fail:
 	reply_problem(req, &e);

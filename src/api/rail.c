@@ -193,7 +193,6 @@ int rail_bookings_check(struct request *req, struct worker *w, struct api_error 
 {
 	(void)w;
 	struct rail_booking_req q;
-	memset(&q, 0, sizeof(q));
 	return parse_booking(req, &q, e) ? -1 : 0;
 }
 
