@@ -190,6 +190,44 @@ static void admin_run(struct pg *db, const char *sql)
 		PQclear(r);
 }
 
+/*
+ * The account of spec's email exists, its row locked in r (user_id,
+ * provisioned_by, role, password_hash): brings it to spec's role and
+ * password, unless someone registered it (1, untouched). hash: spec's
+ * password hashed. 0, 1, or -1.
+ */
+static int adopt_account(struct pg *db, PGresult *r, const struct account_spec *spec, const char *hash,
+			 int64_t *revoked_ms)
+{
+	int role_changed = strcmp(PQgetvalue(r, 0, 2), role_name(spec->role)) != 0;
+	if (PQgetisnull(r, 0, 1) && role_changed)
+		return 1; /* someone registered this email: provisioning never elevates it */
+	/* Not marked but already in that role: an account from before the
+	 * mark existed (an admin an earlier `migrate` made), or one an admin
+	 * promoted. Nothing is elevated; it is adopted as it is. */
+	const char *old_hash = PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3);
+	/* A password already set is kept (seed), or replaced only when it is another one. */
+	const char *new_hash = hash;
+	int password_changed = 0;
+	if (old_hash && (spec->keep_password || password_verify(old_hash, spec->password)))
+		new_hash = old_hash;
+	else if (old_hash)
+		password_changed = 1;
+	const char *u[] = { PQgetvalue(r, 0, 0), new_hash, role_name(spec->role),
+			    role_changed || password_changed ? "true" : "false", spec->provisioner };
+	PGresult *w = admin_exec(db,
+		"UPDATE users SET password_hash = $2, role = $3, sessions_valid_after = CASE WHEN $4::bool THEN now()"
+		"  ELSE sessions_valid_after END, provisioned_by = coalesce(provisioned_by, $5) WHERE user_id = $1"
+		" RETURNING CASE WHEN $4::bool THEN (extract(epoch FROM sessions_valid_after) * 1000)::bigint END",
+		5, u);
+	if (!w)
+		return -1;
+	if (!PQgetisnull(w, 0, 0))
+		*revoked_ms = atoll(PQgetvalue(w, 0, 0));
+	PQclear(w);
+	return 0;
+}
+
 int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t *user_id, int64_t *revoked_ms)
 {
 	char hash[128], lower[256];
@@ -232,43 +270,11 @@ int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t 
 		       1, v);
 	if (!r)
 		goto out;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		goto out;
+	if (PQntuples(r) == 1) {
+		*user_id = atoll(PQgetvalue(r, 0, 0));
+		rc = adopt_account(db, r, spec, hash, revoked_ms);
 	}
-	*user_id = atoll(PQgetvalue(r, 0, 0));
-	int role_changed = strcmp(PQgetvalue(r, 0, 2), role_name(spec->role)) != 0;
-	if (PQgetisnull(r, 0, 1) && role_changed) {
-		/* Someone registered this email: provisioning never elevates it. */
-		PQclear(r);
-		rc = 1;
-		goto out;
-	}
-	/* Not marked but already in that role: an account from before the
-	 * mark existed (an admin an earlier `migrate` made), or one an admin
-	 * promoted. Nothing is elevated; it is adopted as it is. */
-	const char *old_hash = PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3);
-	/* A password already set is kept (seed), or replaced only when it is another one. */
-	const char *new_hash = hash;
-	int password_changed = 0;
-	if (old_hash && (spec->keep_password || password_verify(old_hash, spec->password)))
-		new_hash = old_hash;
-	else if (old_hash)
-		password_changed = 1;
-	const char *u[] = { PQgetvalue(r, 0, 0), new_hash, role_name(spec->role),
-			    role_changed || password_changed ? "true" : "false", spec->provisioner };
-	PGresult *w = admin_exec(db,
-		"UPDATE users SET password_hash = $2, role = $3, sessions_valid_after = CASE WHEN $4::bool THEN now()"
-		"  ELSE sessions_valid_after END, provisioned_by = coalesce(provisioned_by, $5) WHERE user_id = $1"
-		" RETURNING CASE WHEN $4::bool THEN (extract(epoch FROM sessions_valid_after) * 1000)::bigint END",
-		5, u);
 	PQclear(r);
-	if (!w)
-		goto out;
-	if (!PQgetisnull(w, 0, 0))
-		*revoked_ms = atoll(PQgetvalue(w, 0, 0));
-	PQclear(w);
-	rc = 0;
 out:
 	admin_run(db, rc < 0 ? "ROLLBACK" : "COMMIT");
 	return rc;
