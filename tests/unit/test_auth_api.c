@@ -33,8 +33,6 @@
 #define auth_logout test_auth_logout
 #include "api/auth.c"
 
-#include "http/server.h"
-
 static int sign_fails; /* fake_token_issue fails */
 
 char *fake_token_issue(int64_t user_id, enum role role, const char *fam, char jti_out[48], int64_t *exp_out)
@@ -121,14 +119,29 @@ void fake_security_event(const struct request *req, const char *event, const cha
 static struct config settings;
 static struct worker worker;
 
-static struct request *request(const char *path, const char *body)
+/* A request as the dispatcher hands it to a JSON route's handler. */
+static struct request *make_request(const char *path, const char *body)
 {
-	struct request *req = server_request_new();
+	struct request *req = calloc(1, sizeof(*req));
+	assert_non_null(req);
+	arena_init(&req->arena);
+	buf_init(&req->body);
+	buf_init(&req->res.body);
 	req->path = path;
+	req->request_id = "test-request";
 	req->client = "127.0.0.1";
 	req->json = json_loads(body, 0, NULL);
 	assert_non_null(req->json);
 	return req;
+}
+
+static void drop_request(struct request *req)
+{
+	json_decref(req->json);
+	buf_release(&req->body);
+	buf_release(&req->res.body);
+	arena_release(&req->arena);
+	free(req);
 }
 
 static const char *body_of(struct request *req)
@@ -159,20 +172,20 @@ static void test_refresh_when_signing_fails(void **state)
 {
 	(void)state;
 	sign_fails = 1;
-	struct request *req = request("/api/v1/auth/refresh", "{\"refresh_token\": \"old-refresh\"}");
+	struct request *req = make_request("/api/v1/auth/refresh", "{\"refresh_token\": \"old-refresh\"}");
 	test_auth_refresh(req, &worker);
 	expect_signing_problem(req);
-	server_request_free(req);
+	drop_request(req);
 }
 
 static void test_login_when_signing_fails(void **state)
 {
 	(void)state;
 	sign_fails = 1;
-	struct request *req = request("/api/v1/auth/login", "{\"email\": \"Rider@Transitd.Local\", \"password\": \"x\"}");
+	struct request *req = make_request("/api/v1/auth/login", "{\"email\": \"Rider@Transitd.Local\", \"password\": \"x\"}");
 	test_auth_login(req, &worker);
 	expect_signing_problem(req);
-	server_request_free(req);
+	drop_request(req);
 }
 
 /* The same fakes with a signer that works: the failures above are the signer's. */
@@ -180,14 +193,14 @@ static void test_refresh_and_login_answer_tokens(void **state)
 {
 	(void)state;
 	sign_fails = 0;
-	struct request *req = request("/api/v1/auth/refresh", "{\"refresh_token\": \"old-refresh\"}");
+	struct request *req = make_request("/api/v1/auth/refresh", "{\"refresh_token\": \"old-refresh\"}");
 	test_auth_refresh(req, &worker);
 	expect_tokens(req, "new-refresh");
-	server_request_free(req);
-	req = request("/api/v1/auth/login", "{\"email\": \"rider@transitd.local\", \"password\": \"x\"}");
+	drop_request(req);
+	req = make_request("/api/v1/auth/login", "{\"email\": \"rider@transitd.local\", \"password\": \"x\"}");
 	test_auth_login(req, &worker);
 	expect_tokens(req, "first-refresh");
-	server_request_free(req);
+	drop_request(req);
 }
 
 int main(void)
