@@ -1,6 +1,7 @@
 -- JSON documents with one member more are built as JSON, not spliced as
--- text (cutting the closing brace off a document and pasting text after
--- it, which breaks as soon as a document ends otherwise).
+-- text: cutting the last character off a document and pasting a member
+-- after it makes broken JSON, or none, of any document that is not an
+-- object, and hides what the answer is made of.
 
 -- The object doc with the member k: v added last. json, unlike jsonb, keeps
 -- the members in their order; a NULL v is a JSON null.
