@@ -68,21 +68,13 @@ static int fill_localities(struct request *req, struct worker *w, struct buf *ou
 	return network_localities(worker_read_db(w), &req->arena, out, err);
 }
 
+/* The query is canonical already: normalize_stations checked and rewrote it
+ * on the I/O thread (an empty value is absent). */
 static int fill_stations(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
 {
-	struct station_filter f = { 0 };
-	f.locality = request_query(req, "locality");
-	f.type = request_query(req, "type");
+	struct station_filter f = { .locality = request_query(req, "locality"), .type = request_query(req, "type") };
 	if (query_page(req, &f.limit, &f.after_id, err))
 		return -1;
-	if (f.locality && !*f.locality)
-		f.locality = NULL;
-	if (f.type && !*f.type)
-		f.type = NULL;
-	if (f.type && !valid_station_type(f.type))
-		return api_fail_field(err, "type", "must be one of portal, trunk, cable, zonal, rail");
-	if (f.locality && strlen(f.locality) > 64)
-		return api_fail_field(err, "locality", "must be at most 64 characters");
 	return network_stations(worker_read_db(w), &req->arena, &f, out, err);
 }
 
