@@ -28,11 +28,11 @@ struct cache_family family_trips_daily = { .label = "trips_daily", .key = "analy
 struct cache_family family_top_destinations = { .label = "top_destinations", .key = "station:{}:top-destinations",
 						.ttl_s = 300, .near = 1 };
 
-const char *const analytics_trip_keys[] = {
-	"analytics:trips:total", "analytics:trips:localities", "analytics:revenue", "analytics:revenue:localities",
-	"analytics:users:active", "analytics:trips:daily",
+const struct cache_family *const analytics_trip_families[] = {
+	&family_trips_total, &family_trips_localities, &family_revenue, &family_revenue_localities,
+	&family_users_active, &family_trips_daily,
 };
-const size_t analytics_trip_keys_count = sizeof(analytics_trip_keys) / sizeof(analytics_trip_keys[0]);
+const size_t analytics_trip_families_count = sizeof(analytics_trip_families) / sizeof(analytics_trip_families[0]);
 
 #define FILL(name, call)                                                                                    \
 	static int fill_##name(struct request *req, struct worker *w, struct buf *out, struct api_error *err) \

@@ -4,6 +4,11 @@
  * The HTTP resources: one file per resource, each parsing and validating its
  * input, calling the domain, and answering. The route table (routes.c)
  * binds them to methods and paths.
+ *
+ * Every handler has one shape: a struct api_error, every failure sent to
+ * one `fail:` exit that renders it (reply_problem), success returning
+ * before it. A function whose name ends in _or_reply has already answered
+ * the client when it fails; its caller only returns.
  */
 #include <stddef.h>
 
@@ -30,11 +35,9 @@ void metrics_get(struct request *req, struct worker *w);
 
 /* static.c */
 void static_get(struct request *req, struct worker *w);
+
+/* operations.c */
 void operation_get_one(struct request *req, struct worker *w);
-int cards_recharge_check(struct request *req, struct worker *w, struct api_error *e);
-int trips_start_check(struct request *req, struct worker *w, struct api_error *e);
-int trips_end_check(struct request *req, struct worker *w, struct api_error *e);
-int rail_bookings_check(struct request *req, struct worker *w, struct api_error *e);
 
 /* network.c */
 extern struct cache_family family_localities, family_stations, family_station, family_arrivals,
@@ -58,6 +61,7 @@ void card_balance_get(struct request *req, struct worker *w);
 void card_history_get(struct request *req, struct worker *w);
 void card_transactions_get(struct request *req, struct worker *w);
 void cards_recharge(struct request *req, struct worker *w);
+int cards_recharge_check(struct request *req, struct worker *w, struct api_error *e); /* route_check */
 void card_block(struct request *req, struct worker *w);
 void card_unblock(struct request *req, struct worker *w);
 /* Riders reach only their own cards: 0 for staff and for the owner, -1 with
@@ -100,6 +104,8 @@ void users_set_role(struct request *req, struct worker *w);
 extern struct cache_family family_trip, family_fares;
 void trips_start(struct request *req, struct worker *w);
 void trips_end(struct request *req, struct worker *w);
+int trips_start_check(struct request *req, struct worker *w, struct api_error *e); /* route_check */
+int trips_end_check(struct request *req, struct worker *w, struct api_error *e);   /* route_check */
 void trip_get_one(struct request *req, struct worker *w);
 void trips_of_card(struct request *req, struct worker *w);
 void trips_of_user(struct request *req, struct worker *w);
@@ -126,13 +132,14 @@ void rail_runs_get(struct request *req, struct worker *w);
 void rail_seats_get(struct request *req, struct worker *w);
 void rail_runs_create(struct request *req, struct worker *w);
 void rail_bookings_create(struct request *req, struct worker *w);
+int rail_bookings_check(struct request *req, struct worker *w, struct api_error *e); /* route_check */
 void rail_bookings_batch(struct request **reqs, int n, struct worker *w);
 void rail_bookings_list(struct request *req, struct worker *w);
 void rail_booking_get_one(struct request *req, struct worker *w);
 void rail_booking_cancel(struct request *req, struct worker *w);
 
-/* Keys every trip write makes stale (without prefix). */
-extern const char *const analytics_trip_keys[];
-extern const size_t analytics_trip_keys_count;
+/* The families every trip write makes stale (their keys have no id). */
+extern const struct cache_family *const analytics_trip_families[];
+extern const size_t analytics_trip_families_count;
 
 #endif

@@ -83,13 +83,13 @@ void async_submit(struct request *req, struct worker *w)
 	int created;
 	/* The checks the synchronous handler makes before its effect. */
 	if (req->route->check && req->route->check(req, w, &e))
-		goto refuse;
+		goto fail;
 	if (broker_connect(&w->broker, &e)) {
 		if (A.cfg->async_fallback_sync) { /* ASYNC_FALLBACK=sync: the broker is down, answer now */
 			req->route->handler(req, w);
 			return;
 		}
-		goto refuse;
+		goto fail;
 	}
 	op.user_id = req->auth ? req->auth->user_id : 0;
 	op.role = req->auth ? role_name(req->auth->role) : "";
@@ -99,28 +99,28 @@ void async_submit(struct request *req, struct worker *w)
 	op.request = req->body.ptr;
 	if (req->idempotency_key) {
 		if (idem_identify(req, &op.scope, &op.hash, &e))
-			goto refuse;
+			goto fail;
 		op.key = req->idempotency_key;
 	}
 	const char *hash = op.hash;
 	if (operation_create(&w->primary, &req->arena, &op, &created, &e))
-		goto refuse;
+		goto fail;
 	if (!created) { /* the key was used before, as for a synchronous request */
 		int again = 0;
 		if (strcmp(op.hash, hash)) {
 			api_fail(&e, "idempotency-mismatch", "this Idempotency-Key was used for a different request");
-			goto refuse;
+			goto fail;
 		}
 		if (!op.unqueued) { /* queued (or being queued): the first answer again */
 			accepted(req, op.id, 1);
 			return;
 		}
 		if (operation_retry(&w->primary, &req->arena, op.id, &again, &e))
-			goto refuse;
+			goto fail;
 		if (!again) {
 			api_fail(&e, "idempotency-in-progress", "a request with this Idempotency-Key is still running");
 			e.retry_after = 1;
-			goto refuse;
+			goto fail;
 		}
 	}
 	char msg[96];
@@ -139,12 +139,12 @@ void async_submit(struct request *req, struct worker *w)
 			req->route->handler(req, w);
 			return;
 		}
-		goto refuse;
+		goto fail;
 	}
 	count(&A.confirmed);
 	accepted(req, op.id, 0);
 	return;
-refuse:
+fail:
 	reply_problem(req, &e);
 }
 

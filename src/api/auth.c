@@ -1,5 +1,4 @@
 /* /api/v1/auth/…: register, login, refresh, logout. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +10,7 @@
 #include "../http/worker.h"
 #include "../store/cache.h"
 #include "api.h"
+#include "keys.h"
 #include "../core/banned.h"
 
 #define PASSWORD_MIN 10
@@ -26,22 +26,6 @@ void auth_api_configure(const struct config *c)
 	cache_keep("lg:");
 }
 
-/* Lower-cases a plausible address into the arena; NULL when it is not one. */
-static const char *normalize_email(struct arena *a, const char *email)
-{
-	size_t n = strlen(email);
-	const char *at = strchr(email, '@');
-	if (n < 3 || n > 254 || !at || at == email || !at[1] || strchr(at + 1, '@') || !strchr(at + 1, '.'))
-		return NULL;
-	char *out = arena_strdup(a, email);
-	for (char *p = out; *p; p++) {
-		if ((unsigned char)*p <= ' ')
-			return NULL;
-		*p = (char)tolower((unsigned char)*p);
-	}
-	return out;
-}
-
 /* What registration's first stage leaves for the second. */
 struct registration {
 	struct new_user user;
@@ -49,7 +33,8 @@ struct registration {
 };
 
 /* On the password pool: the per-address budget, the fields, the hash. The
- * worker that runs auth_register then only writes the row. */
+ * worker that runs auth_register then only writes the row. Leaves
+ * req->stage, or answers (ratelimit_check answers a 429 itself). */
 void auth_register_prepare(struct request *req, struct worker *w)
 {
 	struct api_error e;
@@ -62,7 +47,7 @@ void auth_register_prepare(struct request *req, struct worker *w)
 	    json_get_str(req->json, "last_name", 1, 100, &last, &e))
 		goto fail;
 	struct registration *reg = arena_zalloc(&req->arena, sizeof(*reg));
-	reg->user = (struct new_user){ normalize_email(&req->arena, email), first, last, NULL };
+	reg->user = (struct new_user){ user_email_normalize(&req->arena, email), first, last, NULL };
 	if (!reg->user.email) {
 		api_fail_field(&e, "email", "must be an email address");
 		goto fail;
@@ -87,22 +72,25 @@ void auth_register(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	struct registration *reg = req->stage;
-	if (user_create(&w->primary, &req->arena, &reg->user, reply(req, 201), &e)) {
-		reply_problem(req, &e);
-		return;
-	}
-	const char *keys[] = { "analytics:users:count" };
+	if (user_create(&w->primary, &req->arena, &reg->user, reply(req, 201), &e))
+		goto fail;
+	const char *keys[] = { family_key(&req->arena, &family_users_count, 0) };
 	worker_invalidate(w, &req->arena, keys, 1);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
-/* Writes the token pair of a login. */
-static int reply_tokens(struct request *req, int64_t user_id, enum role role, const char *fam, const char *refresh)
+/* Writes the token pair of a login into req's answer (200). 0, or -1 with
+ * err filled (500: the token could not be signed) and nothing written. */
+static int reply_tokens(struct request *req, int64_t user_id, enum role role, const char *fam, const char *refresh,
+			struct api_error *err)
 {
 	char jti[48];
 	int64_t exp;
 	char *access = token_issue(user_id, role, fam, jti, &exp);
 	if (!access)
-		return -1;
+		return api_fail(err, "internal", "the token could not be signed");
 	struct buf *b = reply(req, 200);
 	buf_adds(b, "{\"access_token\":");
 	buf_add_json_str(b, access);
@@ -187,44 +175,40 @@ void auth_login(struct request *req, struct worker *w)
 	const char *email_in, *password;
 	struct credentials c;
 	if (json_get_str(req->json, "email", 1, 254, &email_in, &e) ||
-	    json_get_str(req->json, "password", 1, PASSWORD_MAX, &password, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
-	const char *email = normalize_email(&req->arena, email_in);
+	    json_get_str(req->json, "password", 1, PASSWORD_MAX, &password, &e))
+		goto fail;
+	const char *email = user_email_normalize(&req->arena, email_in);
 	/* Brute force: per address; per email from one address, so a stranger
 	 * elsewhere cannot lock the owner out; per email from anywhere, slowed
-	 * down in turns rather than locked. */
+	 * down in turns rather than locked. (ratelimit_check answers a 429.) */
 	if (ratelimit_check(req, &w->redis, "login-address", req->client, cfg->login_rate_per_address) ||
 	    (email && ratelimit_check(req, &w->redis, "login-email",
 				      arena_printf(&req->arena, "%s|%s", email, req->client), cfg->login_rate_per_email)) ||
 	    (email && login_turn_or_reply(req, w, email)))
 		return;
-	if (user_credentials(&w->primary, &req->arena, email ? email : "", &c, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (user_credentials(&w->primary, &req->arena, email ? email : "", &c, &e))
+		goto fail;
 	if (!password_verify(c.password_hash, password)) {
 		security_event(req, "login-failed", email ? email : "(not an email)");
 		if (email)
 			login_failed(req, w, email);
 		api_fail(&e, "unauthorized", "invalid email or password");
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	}
 	char refresh[48], fam[48];
 	if (session_create(&w->redis, &req->arena, c.user_id, refresh, fam)) {
 		api_fail(&e, "unavailable", "sessions cannot be stored right now");
 		e.retry_after = 1;
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	}
-	user_touch_login(&w->primary, &req->arena, c.user_id, &e);
+	struct api_error ignored; /* the last login's time is a courtesy */
+	user_touch_login(&w->primary, &req->arena, c.user_id, &ignored);
 	login_succeeded(req, w, email);
-	if (reply_tokens(req, c.user_id, c.role, fam, refresh)) {
-		api_fail(&e, "internal", "the token could not be signed");
-		reply_problem(req, &e);
-	}
+	if (reply_tokens(req, c.user_id, c.role, fam, refresh, &e))
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void auth_refresh(struct request *req, struct worker *w)
@@ -234,43 +218,37 @@ void auth_refresh(struct request *req, struct worker *w)
 	char refresh[48], fam[48];
 	int64_t user_id = 0, login_ms = 0, valid_after_ms = 0;
 	enum role role;
-	if (json_get_str(req->json, "refresh_token", 1, 128, &old, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (json_get_str(req->json, "refresh_token", 1, 128, &old, &e))
+		goto fail;
 	switch (session_rotate(&w->redis, &req->arena, old, refresh, &user_id, fam, &login_ms)) {
 	case SESSION_OK:
 		break;
 	case SESSION_UNAVAILABLE:
 		api_fail(&e, "unavailable", "sessions cannot be checked right now");
 		e.retry_after = 1;
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	case SESSION_REUSED:
 		security_event(req, "refresh-token-reuse", "login family revoked");
 		/* fall through */
 	default:
 		api_fail(&e, "unauthorized", "the refresh token is invalid, expired or already used");
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	}
 	/* A login from before a change of role or password is over: the family
 	 * goes, and the user signs in again. */
-	if (user_role(&w->primary, &req->arena, user_id, &role, &valid_after_ms, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (user_role(&w->primary, &req->arena, user_id, &role, &valid_after_ms, &e))
+		goto fail;
 	if (login_ms < valid_after_ms) {
 		session_revoke(&w->redis, &req->arena, fam, "-", time(NULL) + 1);
 		security_event(req, "refresh-after-credentials-change", "login ended by a role or password change");
 		api_fail(&e, "unauthorized", "this login ended when the account's role or password changed; log in again");
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	}
-	if (reply_tokens(req, user_id, role, fam, refresh)) {
-		api_fail(&e, "internal", "the token could not be signed");
-		reply_problem(req, &e);
-	}
+	if (reply_tokens(req, user_id, role, fam, refresh, &e))
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void auth_logout(struct request *req, struct worker *w)
@@ -280,8 +258,10 @@ void auth_logout(struct request *req, struct worker *w)
 		/* This instance already refuses the tokens; others must hear of it. */
 		api_fail(&e, "unavailable", "the logout could not be shared with every server; retry");
 		e.retry_after = 1;
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	}
 	reply(req, 204);
+	return;
+fail:
+	reply_problem(req, &e);
 }

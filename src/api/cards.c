@@ -9,6 +9,7 @@
 #include "../store/owners.h"
 #include "api.h"
 #include "idempotency.h"
+#include "keys.h"
 #include "params.h"
 #include "../core/banned.h"
 
@@ -32,8 +33,10 @@ static int normalize_page(struct request *req, const char **v, struct api_error 
  * owner, once every invalidation that reached this process is applied
  * (cache_invalidations_settled): a rider reads a balance right after paying
  * or boarding, perhaps on another instance. Fills read the primary.
+ * 1: from memory; 0: a worker decides; -1: another rider's card, answered
+ * 404 as if it did not exist.
  */
-static int card_from_memory(struct request *req)
+static int card_from_memory_or_reply(struct request *req)
 {
 	if (!cache_invalidations_settled())
 		return 0;
@@ -51,23 +54,27 @@ static int card_from_memory(struct request *req)
 }
 
 struct cache_family family_card = { .label = "card", .key = "card:{}", .ttl_s = 30, .near = 1,
-				     .from_memory = card_from_memory };
+				     .from_memory = card_from_memory_or_reply };
 struct cache_family family_card_balance = { .label = "card_balance", .key = "card:{}:balance", .ttl_s = 30,
-					    .near = 1, .from_memory = card_from_memory };
+					    .near = 1, .from_memory = card_from_memory_or_reply };
 struct cache_family family_card_history = { .label = "card_history", .key = "card:{}:history", .ttl_s = 60,
 					    .query = page_query, .normalize = normalize_page, .near = 1,
-					    .from_memory = card_from_memory };
+					    .from_memory = card_from_memory_or_reply };
+
+/* Not a cached read: the owners map's entry (store/owners.h), which a
+ * change of status or owner drops on every instance. */
+static const struct cache_family owner_entry = { .label = "card_owner", .key = "card:{}:owner" };
 
 size_t card_cache_keys(struct arena *a, int64_t card_id, unsigned what, const char **keys)
 {
 	size_t n = 0;
-	keys[n++] = arena_printf(a, "card:%lld", (long long)card_id);
-	keys[n++] = arena_printf(a, "card:%lld:balance", (long long)card_id);
+	keys[n++] = family_key(a, &family_card, card_id);
+	keys[n++] = family_key(a, &family_card_balance, card_id);
 	if (what & CARD_RECHARGED)
-		keys[n++] = arena_printf(a, "card:%lld:history", (long long)card_id);
+		keys[n++] = family_key(a, &family_card_history, card_id);
 	if (what & CARD_STATUS) {
-		keys[n++] = arena_printf(a, "card:%lld:owner", (long long)card_id);
-		keys[n++] = "analytics:users:active";
+		keys[n++] = family_key(a, &owner_entry, card_id);
+		keys[n++] = family_key(a, &family_users_active, 0);
 	}
 	return n;
 }
@@ -102,8 +109,9 @@ int card_access_check(struct request *req, struct worker *w, int64_t card_id, st
 	return 0;
 }
 
-/* Handlers on /cards/{card_id}: answers and returns -1 when the caller may not. */
-static int card_path_allowed(struct request *req, struct worker *w)
+/* Handlers on /cards/{card_id}: 0, or -1 with req answered (404) when the
+ * caller may not reach the card. */
+static int card_access_or_reply(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	if (card_access_check(req, w, req->ids[0], &e) == 0)
@@ -118,10 +126,8 @@ void cards_create(struct request *req, struct worker *w)
 	struct idem im;
 	int64_t user_id = 0;
 	int given;
-	if (json_get_int(req->json, "user_id", 0, 1, INT64_MAX, &user_id, &given, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (json_get_int(req->json, "user_id", 0, 1, INT64_MAX, &user_id, &given, &e))
+		goto fail;
 	/* A rider's card is the rider's own, and a rider holds a limited number
 	 * of them (each could ride on credit); staff may issue anonymous cards,
 	 * and replacements beyond the cap. */
@@ -130,31 +136,22 @@ void cards_create(struct request *req, struct worker *w)
 		cap = cfg->max_cards_per_rider;
 		if (given && user_id != req->auth->user_id) {
 			api_fail(&e, "forbidden", "riders issue cards for themselves only");
-			reply_problem(req, &e);
-			return;
+			goto fail;
 		}
 		user_id = req->auth->user_id;
 	}
-	if (idem_begin(&im, req, &w->primary, cap > 0))
+	if (idem_begin_or_reply(&im, req, &w->primary, cap > 0))
 		return;
-	if (card_create(&w->primary, &req->arena, user_id, cap, reply(req, 201), &e)) {
-		idem_abort(&im);
-		reply_problem(req, &e);
-		return;
-	}
-	idem_commit(&im, req);
+	int rc = card_create(&w->primary, &req->arena, user_id, cap, reply(req, 201), &e);
+	idem_finish_or_reply(&im, req, rc, &e);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 static int fill_card(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
 {
 	return card_get(&w->primary, &req->arena, req->ids[0], out, err);
-}
-
-void card_get_one(struct request *req, struct worker *w)
-{
-	if (card_path_allowed(req, w))
-		return;
-	reply_cached(req, w, fill_card);
 }
 
 static int fill_balance(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
@@ -170,29 +167,41 @@ static int fill_history(struct request *req, struct worker *w, struct buf *out, 
 	return card_history(&w->primary, &req->arena, req->ids[0], cursor, limit, out, err);
 }
 
+/* A rider's access is checked before the cache, whose entry every reader shares. */
+static void reply_card_cached(struct request *req, struct worker *w, cache_fill fill)
+{
+	if (card_access_or_reply(req, w))
+		return;
+	reply_cached(req, w, fill);
+}
+
+void card_get_one(struct request *req, struct worker *w)
+{
+	reply_card_cached(req, w, fill_card);
+}
+
 void card_balance_get(struct request *req, struct worker *w)
 {
-	if (card_path_allowed(req, w))
-		return;
-	reply_cached(req, w, fill_balance);
+	reply_card_cached(req, w, fill_balance);
 }
 
 void card_history_get(struct request *req, struct worker *w)
 {
-	if (card_path_allowed(req, w))
-		return;
-	reply_cached(req, w, fill_history);
+	reply_card_cached(req, w, fill_history);
 }
 
 void card_transactions_get(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	int64_t limit, cursor;
-	if (card_path_allowed(req, w))
+	if (card_access_or_reply(req, w))
 		return;
 	if (query_page(req, &limit, &cursor, &e) ||
 	    card_transactions(&w->primary, &req->arena, req->ids[0], cursor, limit, reply(req, 200), &e))
-		reply_problem(req, &e);
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 /* A point of sale (operators and admins, by the route table): riders top up
@@ -235,13 +244,14 @@ fail:
 static void set_status(struct request *req, struct worker *w, const char *status)
 {
 	struct api_error e;
-	if (card_path_allowed(req, w))
+	if (card_access_or_reply(req, w))
 		return;
-	if (card_set_status(&w->primary, &req->arena, req->ids[0], status, reply(req, 200), &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (card_set_status(&w->primary, &req->arena, req->ids[0], status, reply(req, 200), &e))
+		goto fail;
 	card_cache_invalidate(req, w, req->ids[0], CARD_STATUS);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void card_block(struct request *req, struct worker *w)

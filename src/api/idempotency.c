@@ -51,11 +51,6 @@ static void digest(const char *const *parts, const size_t *lens, int n, unsigned
 	crypto_generichash_final(&st, out, 32);
 }
 
-static void fail(struct request *req, struct api_error *e)
-{
-	reply_problem(req, e);
-}
-
 int idem_identify(struct request *req, const char **scope, const char **hash, struct api_error *err)
 {
 	if (!valid_key(req->idempotency_key))
@@ -91,13 +86,14 @@ int idem_key_or_reply(struct request *req, struct write_key *k)
 	memset(k, 0, sizeof(*k));
 	if (!req->idempotency_key)
 		return 0;
-	if (idem_identify(req, &k->scope, &k->hash, &e)) {
-		fail(req, &e);
-		return -1;
-	}
+	if (idem_identify(req, &k->scope, &k->hash, &e))
+		goto fail;
 	k->key = req->idempotency_key;
 	k->lock = arena_printf(&req->arena, "%lld", lock_id(k->scope, k->key));
 	return 0;
+fail:
+	reply_problem(req, &e);
+	return -1;
 }
 
 void reply_outcome(struct request *req, const struct write_outcome *o)
@@ -107,77 +103,74 @@ void reply_outcome(struct request *req, const struct write_outcome *o)
 		reply_header(req, "Idempotent-Replayed", "true");
 }
 
-int idem_begin(struct idem *im, struct request *req, struct pg *db, int transaction)
+/* Rolls back after a failure; no-op without a transaction. */
+static void rollback(struct idem *im)
+{
+	struct api_error ignored;
+	if (im->tx && im->db->conn)
+		pg_run(im->db, "ROLLBACK", &ignored);
+	im->tx = 0;
+}
+
+int idem_begin_or_reply(struct idem *im, struct request *req, struct pg *db, int transaction)
 {
 	struct api_error e;
 	im->db = db;
 	im->key = NULL;
 	im->tx = 0;
-	if (!req->idempotency_key) {
-		if (!transaction)
-			return 0;
-		if (pg_run(db, "BEGIN", &e)) {
-			fail(req, &e);
-			return 1;
-		}
-		im->tx = 1;
+	if (!req->idempotency_key && !transaction)
 		return 0;
+	if (req->idempotency_key) {
+		if (idem_identify(req, &im->scope, &im->hash, &e))
+			goto fail;
+		im->key = req->idempotency_key;
 	}
-	if (idem_identify(req, &im->scope, &im->hash, &e)) {
-		fail(req, &e);
-		return 1;
-	}
-	im->key = req->idempotency_key;
-	const char *lock_v[] = { arena_printf(&req->arena, "%lld", lock_id(im->scope, im->key)) };
-
-	if (pg_run(db, "BEGIN", &e)) {
-		fail(req, &e);
-		return 1;
-	}
+	if (pg_run(db, "BEGIN", &e))
+		goto fail;
 	im->tx = 1;
+	if (!im->key)
+		return 0;
+	const char *lock_v[] = { arena_printf(&req->arena, "%lld", lock_id(im->scope, im->key)) };
 	PGresult *r = pg_exec(db, &req->arena, &stmts[LOCK], 1, lock_v, &e);
 	if (!r)
-		goto failed;
+		goto fail;
 	if (strcmp(PQgetvalue(r, 0, 0), "t")) {
-		idem_abort(im);
 		api_fail(&e, "idempotency-in-progress", "a request with this Idempotency-Key is still running");
 		e.retry_after = 1;
-		fail(req, &e);
-		return 1;
+		goto fail;
 	}
 	const char *find_v[] = { im->scope, im->key };
-	r = pg_exec(db, &req->arena, &stmts[FIND], 2, find_v, &e);
-	if (!r)
-		goto failed;
+	if (!(r = pg_exec(db, &req->arena, &stmts[FIND], 2, find_v, &e)))
+		goto fail;
 	if (PQntuples(r) == 0)
 		return 0; /* first time: go on inside the transaction */
-	idem_abort(im);
+	rollback(im);
 	if (strcmp(PQgetvalue(r, 0, 0), im->hash)) {
 		api_fail(&e, "idempotency-mismatch", "this Idempotency-Key was used for a different request");
-		fail(req, &e);
-		return 1;
+		goto fail;
 	}
 	reply_json(req, atoi(PQgetvalue(r, 0, 1)), PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
 	reply_header(req, "Idempotent-Replayed", "true");
-	return 1;
-failed:
-	idem_abort(im);
-	fail(req, &e);
-	return 1;
+	return -1;
+fail:
+	rollback(im);
+	reply_problem(req, &e);
+	return -1;
 }
 
-int idem_commit(struct idem *im, struct request *req)
+int idem_finish_or_reply(struct idem *im, struct request *req, int rc, const struct api_error *err)
 {
 	struct api_error e;
+	if (rc) {
+		e = *err;
+		goto fail;
+	}
 	if (!im->tx)
 		return 0;
 	const char *v[] = { im->scope, im->key, im->hash, arena_printf(&req->arena, "%d", req->res.status),
 			    req->res.body.ptr };
-	if ((im->key && !pg_exec(im->db, &req->arena, &stmts[SAVE], 5, v, &e)) || pg_run(im->db, "COMMIT", &e)) {
-		idem_abort(im);
-		fail(req, &e);
-		return -1;
-	}
+	if ((im->key && !pg_exec(im->db, &req->arena, &stmts[SAVE], 5, v, &e)) || pg_run(im->db, "COMMIT", &e))
+		goto fail;
 	im->tx = 0;
 	if (!im->key)
 		return 0;
@@ -185,12 +178,8 @@ int idem_commit(struct idem *im, struct request *req)
 	if (randombytes_uniform(1000) == 0)
 		pg_exec(im->db, &req->arena, &stmts[EXPIRE], 0, NULL, &e);
 	return 0;
-}
-
-void idem_abort(struct idem *im)
-{
-	struct api_error ignored;
-	if (im->tx && im->db->conn)
-		pg_run(im->db, "ROLLBACK", &ignored);
-	im->tx = 0;
+fail:
+	rollback(im);
+	reply_problem(req, &e);
+	return -1;
 }

@@ -104,16 +104,12 @@ void station_live(struct request *req, struct worker *w)
 	struct api_error e;
 	int64_t id = req->ids[0];
 	struct buf *out = reply(req, 200);
-	if (network_station(&w->primary, &req->arena, id, out, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (network_station(&w->primary, &req->arena, id, out, &e))
+		goto fail;
 	buf_reset(out);
 	buf_adds(out, "retry: 2000\n\n");
-	if (snapshot(&w->primary, &req->arena, id, 1, 1, out, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (snapshot(&w->primary, &req->arena, id, 1, 1, out, &e))
+		goto fail;
 	req->res.content_type = "text/event-stream";
 	req->res.stream_topic = arena_printf(&req->arena, "station:%lld", (long long)id);
 	pthread_mutex_lock(&V.lock);
@@ -124,6 +120,9 @@ void station_live(struct request *req, struct worker *w)
 	b->dirty_alerts = b->dirty_arrivals = 1;
 	pthread_cond_signal(&V.wake);
 	pthread_mutex_unlock(&V.lock);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void live_stream_closed(const char *topic)

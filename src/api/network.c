@@ -1,4 +1,5 @@
 /* GET /api/v1/localities, /stations…, /routes… : cached network reads. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/json.h"
@@ -7,6 +8,7 @@
 #include "../http/cached.h"
 #include "../store/cache.h"
 #include "api.h"
+#include "keys.h"
 #include "params.h"
 #include "../core/banned.h"
 
@@ -66,21 +68,13 @@ static int fill_localities(struct request *req, struct worker *w, struct buf *ou
 	return network_localities(worker_read_db(w), &req->arena, out, err);
 }
 
+/* The query is canonical already: normalize_stations checked and rewrote it
+ * on the I/O thread (an empty value is absent). */
 static int fill_stations(struct request *req, struct worker *w, struct buf *out, struct api_error *err)
 {
-	struct station_filter f = { 0 };
-	f.locality = request_query(req, "locality");
-	f.type = request_query(req, "type");
+	struct station_filter f = { .locality = request_query(req, "locality"), .type = request_query(req, "type") };
 	if (query_page(req, &f.limit, &f.after_id, err))
 		return -1;
-	if (f.locality && !*f.locality)
-		f.locality = NULL;
-	if (f.type && !*f.type)
-		f.type = NULL;
-	if (f.type && !valid_station_type(f.type))
-		return api_fail_field(err, "type", "must be one of portal, trunk, cable, zonal, rail");
-	if (f.locality && strlen(f.locality) > 64)
-		return api_fail_field(err, "locality", "must be at most 64 characters");
 	return network_stations(worker_read_db(w), &req->arena, &f, out, err);
 }
 
@@ -123,26 +117,18 @@ void station_alerts(struct request *req, struct worker *w) { reply_cached(req, w
 void routes_list(struct request *req, struct worker *w) { reply_cached(req, w, fill_routes); }
 void route_get(struct request *req, struct worker *w) { reply_cached(req, w, fill_route); }
 
-/* Drops the alert lists of every station an alert write touched. */
+/* Drops the alert lists of every station an alert write touched (ids,
+ * comma-separated). */
 static void invalidate_alerts(struct request *req, struct worker *w, const char *stations)
 {
 	const char *keys[256];
 	size_t n = 0;
 	for (const char *p = stations; *p && n < sizeof(keys) / sizeof(keys[0]);) {
-		size_t len = strcspn(p, ",");
-		keys[n++] = arena_printf(&req->arena, "station:%.*s:alerts", (int)len, p);
-		p += len + (p[len] == ',');
+		char *end;
+		keys[n++] = family_key(&req->arena, &family_alerts, strtoll(p, &end, 10));
+		p = end + (*end == ',');
 	}
 	worker_invalidate(w, &req->arena, keys, n);
-}
-
-static int alert_time(struct request *req, const char *field, const char **out, struct api_error *err)
-{
-	if (json_get_str(req->json, field, 0, 40, out, err))
-		return -1;
-	if (*out && !rfc3339_valid(*out))
-		return api_fail_field(err, field, "must be an RFC 3339 time with a zone");
-	return 0;
 }
 
 void alerts_create(struct request *req, struct worker *w)
@@ -155,7 +141,8 @@ void alerts_create(struct request *req, struct worker *w)
 	    json_get_str(req->json, "alert_type", 0, 40, &al.alert_type, &e) ||
 	    json_get_int(req->json, "station_id", 0, 1, INT32_MAX, &al.station_id, NULL, &e) ||
 	    json_get_int(req->json, "route_id", 0, 1, INT32_MAX, &al.route_id, NULL, &e) ||
-	    alert_time(req, "start_timestamp", &al.start, &e) || alert_time(req, "end_timestamp", &al.end, &e))
+	    json_get_time(req->json, "start_timestamp", 0, &al.start, &e) ||
+	    json_get_time(req->json, "end_timestamp", 0, &al.end, &e))
 		goto fail;
 	if (!*al.message) {
 		api_fail_field(&e, "message", "must not be empty");
@@ -177,11 +164,11 @@ void alerts_end(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	const char *end, *stations;
-	if (alert_time(req, "end_timestamp", &end, &e) ||
-	    (!end && api_fail_field(&e, "end_timestamp", "is required")) ||
-	    alert_end(&w->primary, &req->arena, req->ids[0], end, reply(req, 200), &stations, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (json_get_time(req->json, "end_timestamp", 1, &end, &e) ||
+	    alert_end(&w->primary, &req->arena, req->ids[0], end, reply(req, 200), &stations, &e))
+		goto fail;
 	invalidate_alerts(req, w, stations);
+	return;
+fail:
+	reply_problem(req, &e);
 }

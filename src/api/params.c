@@ -16,6 +16,20 @@ int query_page(const struct request *req, int64_t *limit, int64_t *cursor, struc
 	return 0;
 }
 
+const char *query_nonempty(const struct request *req, const char *name)
+{
+	const char *v = request_query(req, name);
+	return v && *v ? v : NULL;
+}
+
+int query_time(const struct request *req, const char *name, const char **out, struct api_error *err)
+{
+	*out = query_nonempty(req, name);
+	if (*out && !rfc3339_valid(*out))
+		return api_fail_field(err, name, "must be an RFC 3339 time with a zone");
+	return 0;
+}
+
 int64_t request_rider_id(const struct request *req)
 {
 	return req->auth && req->auth->role == ROLE_RIDER ? req->auth->user_id : 0;

@@ -9,6 +9,12 @@
  * absent). 0, or -1 with a 422 naming the parameter. */
 int query_page(const struct request *req, int64_t *limit, int64_t *cursor, struct api_error *err);
 
+/* The value of query parameter name, NULL when absent or empty. */
+const char *query_nonempty(const struct request *req, const char *name);
+/* ?name= as an RFC 3339 time with a zone into *out (NULL when absent or
+ * empty). 0, or -1 with a 422 naming the parameter. */
+int query_time(const struct request *req, const char *name, const char **out, struct api_error *err);
+
 /* The caller's user id when the caller is a rider (who reaches only their
  * own cards, trips, bookings and payments), 0 for staff and public routes. */
 int64_t request_rider_id(const struct request *req);

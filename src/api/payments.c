@@ -23,18 +23,15 @@ void payments_topup(struct request *req, struct worker *w)
 	struct payment_new p = { .user_id = req->auth->user_id };
 	if (json_get_int(req->json, "card_id", 1, 1, INT64_MAX, &p.card_id, NULL, &e) ||
 	    json_get_int(req->json, "amount", 1, RECHARGE_MIN, RECHARGE_MAX, &p.amount, NULL, &e) ||
-	    card_access_check(req, w, p.card_id, &e)) {
-		reply_problem(req, &e);
+	    card_access_check(req, w, p.card_id, &e))
+		goto fail;
+	if (idem_begin_or_reply(&im, req, &w->primary, 0))
 		return;
-	}
-	if (idem_begin(&im, req, &w->primary, 0))
-		return;
-	if (payment_create(&w->primary, &req->arena, &p, reply(req, 201), &e)) {
-		idem_abort(&im);
-		reply_problem(req, &e);
-		return;
-	}
-	idem_commit(&im, req);
+	int rc = payment_create(&w->primary, &req->arena, &p, reply(req, 201), &e);
+	idem_finish_or_reply(&im, req, rc, &e);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void payment_get_one(struct request *req, struct worker *w)
@@ -42,31 +39,37 @@ void payment_get_one(struct request *req, struct worker *w)
 	struct api_error e;
 	int staff = req->auth->role != ROLE_RIDER;
 	if (payment_get(&w->primary, &req->arena, req->ids[0], request_rider_id(req), staff, reply(req, 200), &e))
-		reply_problem(req, &e);
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
-/* An optional query parameter: NULL when absent or empty. */
-static const char *query_opt(const struct request *req, const char *name)
+static int known_status(const char *status)
 {
-	const char *v = request_query(req, name);
-	return v && *v ? v : NULL;
+	static const char *const statuses[] = { "pending", "approved", "declined", "expired" };
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		if (!strcmp(status, statuses[i]))
+			return 1;
+	return 0;
 }
 
 void payments_list(struct request *req, struct worker *w)
 {
 	struct api_error e;
-	struct payment_filter f = { .status = query_opt(req, "status"), .from = query_opt(req, "from"),
-				    .to = query_opt(req, "to") };
-	static const char *const statuses[] = { "pending", "approved", "declined", "expired" };
-	int known = !f.status;
-	for (size_t i = 0; f.status && i < sizeof(statuses) / sizeof(statuses[0]); i++)
-		known |= !strcmp(f.status, statuses[i]);
-	if (query_page(req, &f.limit, &f.after_id, &e) ||
-	    (!known && api_fail_field(&e, "status", "must be pending, approved, declined or expired")) ||
-	    (f.from && !rfc3339_valid(f.from) && api_fail_field(&e, "from", "must be an RFC 3339 time with a zone")) ||
-	    (f.to && !rfc3339_valid(f.to) && api_fail_field(&e, "to", "must be an RFC 3339 time with a zone")) ||
+	struct payment_filter f = { .status = query_nonempty(req, "status") };
+	if (query_page(req, &f.limit, &f.after_id, &e))
+		goto fail;
+	if (f.status && !known_status(f.status)) {
+		api_fail_field(&e, "status", "must be pending, approved, declined or expired");
+		goto fail;
+	}
+	if (query_time(req, "from", &f.from, &e) || query_time(req, "to", &f.to, &e) ||
 	    payment_list(&w->primary, &req->arena, &f, reply(req, 200), &e))
-		reply_problem(req, &e);
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 /* The event a provider sends (API.md, Payments). Unknown fields are ignored. */
@@ -105,33 +108,31 @@ void payments_webhook(struct request *req, struct worker *w)
 	if (sig != PAYMENT_SIG_OK) {
 		security_event(req, "webhook-signature-refused", payment_sig_reason(sig));
 		api_fail(&e, "unauthorized", "%s", payment_sig_reason(sig));
-		reply_problem(req, &e);
 		reply_header(req, "WWW-Authenticate", "Payment-Signature");
-		return;
+		goto fail;
 	}
 	if (request_json_or_reply(req))
 		return;
 	if (parse_event(req->json, &ev, &e) ||
-	    payment_apply(&w->primary, &req->arena, &ev, &outcome, &card_id, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	    payment_apply(&w->primary, &req->arena, &ev, &outcome, &card_id, &e))
+		goto fail;
 	if (outcome == PAYMENT_CREDITED)
 		card_cache_invalidate(req, w, card_id, CARD_RECHARGED);
 	if (outcome == PAYMENT_UNKNOWN) {
 		api_fail(&e, "not-found", "payment %lld does not exist", (long long)ev.payment_id);
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	}
 	if (outcome == PAYMENT_AMOUNT_MISMATCH) {
 		api_fail_field(&e, "amount", "is not the amount of payment %lld", (long long)ev.payment_id);
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	}
 	struct buf *b = reply(req, 200);
 	buf_adds(b, "{\"received\":true,\"outcome\":");
 	buf_add_json_str(b, payment_outcome_name(outcome));
 	buf_addch(b, '}');
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 static void random_hex(char out[25])
@@ -154,22 +155,19 @@ void payment_sandbox_sign(struct request *req, struct worker *w)
 	struct payment_state st;
 	const char *decision;
 	int64_t id = req->ids[0];
-	if (!payment_provider()->sandbox) {
-		api_fail(&e, "not-found", "the sandbox payment provider is not enabled on this server");
-		reply_problem(req, &e);
-		return;
+	if (!payment_provider()->sandbox)
+		goto not_enabled;
+	if (json_get_str(req->json, "decision", 1, 16, &decision, &e))
+		goto fail;
+	if (strcmp(decision, "approve") && strcmp(decision, "decline")) {
+		api_fail_field(&e, "decision", "must be approve or decline");
+		goto fail;
 	}
-	if (json_get_str(req->json, "decision", 1, 16, &decision, &e) ||
-	    (strcmp(decision, "approve") && strcmp(decision, "decline") &&
-	     api_fail_field(&e, "decision", "must be approve or decline")) ||
-	    payment_state(&w->primary, &req->arena, id, request_rider_id(req), &st, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (payment_state(&w->primary, &req->arena, id, request_rider_id(req), &st, &e))
+		goto fail;
 	if (strcmp(st.status, "pending")) {
 		api_fail(&e, "conflict", "payment %lld is %s", (long long)id, st.status);
-		reply_problem(req, &e);
-		return;
+		goto fail;
 	}
 	char event_id[25], reference[25], signature[PAYMENT_SIGNATURE_MAX];
 	random_hex(event_id);
@@ -179,15 +177,17 @@ void payment_sandbox_sign(struct request *req, struct worker *w)
 					"\"amount\":%lld,\"provider_reference\":\"sandbox_%s\"}",
 					event_id, strcmp(decision, "approve") ? "declined" : "approved", (long long)id,
 					(long long)st.amount, reference);
-	if (payment_sandbox_signature(body, strlen(body), signature, sizeof(signature))) {
-		api_fail(&e, "not-found", "the sandbox payment provider is not enabled on this server");
-		reply_problem(req, &e);
-		return;
-	}
+	if (payment_sandbox_signature(body, strlen(body), signature, sizeof(signature)))
+		goto not_enabled;
 	struct buf *b = reply(req, 200);
 	buf_adds(b, "{\"webhook_url\":\"" WEBHOOK_PATH "\",\"body\":");
 	buf_add_json_str(b, body);
 	buf_adds(b, ",\"signature\":");
 	buf_add_json_str(b, signature);
 	buf_addch(b, '}');
+	return;
+not_enabled:
+	api_fail(&e, "not-found", "the sandbox payment provider is not enabled on this server");
+fail:
+	reply_problem(req, &e);
 }

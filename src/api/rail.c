@@ -11,6 +11,7 @@
 #include "../store/cache.h"
 #include "api.h"
 #include "idempotency.h"
+#include "keys.h"
 #include "params.h"
 #include "../core/banned.h"
 
@@ -29,8 +30,8 @@ struct cache_family family_rail_seats = { .label = "rail_seats", .key = "rail:ru
 static void invalidate_run(struct request *req, struct worker *w, int64_t run_id, int64_t card_id)
 {
 	const char *keys[2 + CARD_CACHE_KEYS_MAX] = {
-		arena_printf(&req->arena, "rail:run:%lld:seats", (long long)run_id),
-		"rail:runs",
+		family_key(&req->arena, &family_rail_seats, run_id),
+		family_key(&req->arena, &family_rail_runs, 0),
 	};
 	size_t n = 2;
 	if (card_id)
@@ -48,7 +49,8 @@ void rail_trains_get(struct request *req, struct worker *w)
 	reply_cached(req, w, fill_trains);
 }
 
-/* YYYY-MM-DD, a real date; today in Bogotá (UTC-5, no daylight saving) when absent. */
+/* YYYY-MM-DD, a real date from 2000 to 2100; today in Bogotá (UTC-5, no
+ * daylight saving) when absent. */
 static int bogota_date(const char *in, char out[11], struct api_error *err)
 {
 	if (!in || !*in) {
@@ -58,12 +60,7 @@ static int bogota_date(const char *in, char out[11], struct api_error *err)
 		strftime(out, 11, "%Y-%m-%d", &tm);
 		return 0;
 	}
-	int y, m, d;
-	char tail;
-	static const int days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	if (strlen(in) != 10 || sscanf(in, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || in[4] != '-' || in[7] != '-' ||
-	    y < 2000 || y > 2100 || m < 1 || m > 12 || d < 1 || d > days[m - 1] ||
-	    (m == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))))
+	if (!date_valid(in, 2000, 2100))
 		return api_fail_field(err, "date", "must be a date YYYY-MM-DD");
 	snprintf(out, 11, "%s", in);
 	return 0;
@@ -149,16 +146,15 @@ void rail_runs_create(struct request *req, struct worker *w)
 	if (json_get_int(req->json, "train_id", 1, 1, INT32_MAX, &n.train_id, NULL, &e) ||
 	    json_get_int(req->json, "origin_station_id", 1, 1, INT32_MAX, &n.origin, NULL, &e) ||
 	    json_get_int(req->json, "destination_station_id", 1, 1, INT32_MAX, &n.destination, NULL, &e) ||
-	    json_get_str(req->json, "departure_time", 1, 40, &n.departure, &e) ||
-	    json_get_str(req->json, "arrival_time", 1, 40, &n.arrival, &e) ||
-	    (!rfc3339_valid(n.departure) && api_fail_field(&e, "departure_time", "must be an RFC 3339 time with a zone")) ||
-	    (!rfc3339_valid(n.arrival) && api_fail_field(&e, "arrival_time", "must be an RFC 3339 time with a zone")) ||
-	    rail_run_create(&w->primary, &req->arena, &n, reply(req, 201), &e)) {
-		reply_problem(req, &e);
-		return;
-	}
-	const char *keys[] = { "rail:runs" };
+	    json_get_time(req->json, "departure_time", 1, &n.departure, &e) ||
+	    json_get_time(req->json, "arrival_time", 1, &n.arrival, &e) ||
+	    rail_run_create(&w->primary, &req->arena, &n, reply(req, 201), &e))
+		goto fail;
+	const char *keys[] = { family_key(&req->arena, &family_rail_runs, 0) };
 	worker_invalidate(w, &req->arena, keys, 1);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 static int parse_booking(struct request *req, struct rail_booking_req *q, struct api_error *e)
@@ -197,7 +193,6 @@ int rail_bookings_check(struct request *req, struct worker *w, struct api_error 
 {
 	(void)w;
 	struct rail_booking_req q;
-	memset(&q, 0, sizeof(q));
 	return parse_booking(req, &q, e) ? -1 : 0;
 }
 
@@ -275,7 +270,7 @@ void rail_bookings_batch(struct request **reqs, int n, struct worker *w)
 		reply_outcome(go[i], &os[i]);
 		if (os[i].replayed)
 			continue;
-		const char *seats = arena_printf(&a, "rail:run:%lld:seats", (long long)qs[i].run_id);
+		const char *seats = family_key(&a, &family_rail_seats, qs[i].run_id);
 		size_t k = 0;
 		while (k < nkeys && strcmp(keys[k], seats))
 			k++;
@@ -283,7 +278,7 @@ void rail_bookings_batch(struct request **reqs, int n, struct worker *w)
 			keys[nkeys++] = seats;
 	}
 	if (nkeys) {
-		keys[nkeys++] = "rail:runs";
+		keys[nkeys++] = family_key(&a, &family_rail_runs, 0);
 		nkeys += card_cache_keys(&a, qs[0].card_id, CARD_MONEY, keys + nkeys);
 		worker_invalidate(w, &a, keys, nkeys);
 	}
@@ -296,14 +291,20 @@ void rail_bookings_list(struct request *req, struct worker *w)
 	int64_t limit, cursor;
 	if (query_page(req, &limit, &cursor, &e) ||
 	    rail_bookings_page(&w->primary, &req->arena, request_rider_id(req), cursor, limit, reply(req, 200), &e))
-		reply_problem(req, &e);
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void rail_booking_get_one(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	if (rail_booking_get(&w->primary, &req->arena, req->ids[0], request_rider_id(req), reply(req, 200), &e))
-		reply_problem(req, &e);
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void rail_booking_cancel(struct request *req, struct worker *w)
@@ -313,11 +314,12 @@ void rail_booking_cancel(struct request *req, struct worker *w)
 	struct write_outcome o;
 	if (idem_key_or_reply(req, &k))
 		return;
-	if (rail_cancel(&w->primary, &req->arena, req->ids[0], request_rider_id(req), &k, &o, &e)) {
-		reply_problem(req, &e);
-		return;
-	}
+	if (rail_cancel(&w->primary, &req->arena, req->ids[0], request_rider_id(req), &k, &o, &e))
+		goto fail;
 	reply_outcome(req, &o);
 	if (!o.replayed)
 		invalidate_run(req, w, o.ref_id, o.card_id);
+	return;
+fail:
+	reply_problem(req, &e);
 }

@@ -7,6 +7,7 @@
 #include "../store/cache.h"
 #include "api.h"
 #include "idempotency.h"
+#include "keys.h"
 #include "params.h"
 #include "../core/banned.h"
 
@@ -23,15 +24,15 @@ static void invalidate_trip(struct request *req, struct worker *w, int64_t card_
 	const char *keys[16];
 	size_t n = 0;
 	if (trip_id)
-		keys[n++] = arena_printf(&req->arena, "card:%lld:balance", (long long)card_id);
+		keys[n++] = family_key(&req->arena, &family_card_balance, card_id);
 	else
 		n += card_cache_keys(&req->arena, card_id, CARD_MONEY, keys + n);
 	if (trip_id)
-		keys[n++] = arena_printf(&req->arena, "trip:%lld", (long long)trip_id);
+		keys[n++] = family_key(&req->arena, &family_trip, trip_id);
 	if (boarding_station_id)
-		keys[n++] = arena_printf(&req->arena, "station:%lld:top-destinations", (long long)boarding_station_id);
-	for (size_t i = 0; i < analytics_trip_keys_count; i++)
-		keys[n++] = analytics_trip_keys[i];
+		keys[n++] = family_key(&req->arena, &family_top_destinations, boarding_station_id);
+	for (size_t i = 0; i < analytics_trip_families_count; i++)
+		keys[n++] = family_key(&req->arena, analytics_trip_families[i], 0);
 	worker_invalidate(w, &req->arena, keys, n);
 }
 
@@ -118,12 +119,13 @@ void trip_get_one(struct request *req, struct worker *w)
 		struct buf scratch = BUF_INIT;
 		int rc = trip_get(&w->primary, &req->arena, req->ids[0], request_rider_id(req), &scratch, &e);
 		buf_release(&scratch);
-		if (rc) {
-			reply_problem(req, &e);
-			return;
-		}
+		if (rc)
+			goto fail;
 	}
 	reply_cached(req, w, fill_trip);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 static void trips_list(struct request *req, struct worker *w, int by_user)
@@ -131,9 +133,12 @@ static void trips_list(struct request *req, struct worker *w, int by_user)
 	struct api_error e;
 	int64_t limit, cursor;
 	if (query_page(req, &limit, &cursor, &e) ||
-	    trips_page(&w->primary, &req->arena, by_user, req->ids[0], request_rider_id(req), cursor, limit, reply(req, 200),
-		       &e))
-		reply_problem(req, &e);
+	    trips_page(&w->primary, &req->arena, by_user, req->ids[0], request_rider_id(req), cursor, limit,
+		       reply(req, 200), &e))
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void trips_of_card(struct request *req, struct worker *w)

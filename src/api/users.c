@@ -12,7 +12,10 @@ void users_me(struct request *req, struct worker *w)
 {
 	struct api_error e;
 	if (user_me(&w->primary, &req->arena, req->auth->user_id, reply(req, 200), &e))
-		reply_problem(req, &e);
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void users_list(struct request *req, struct worker *w)
@@ -21,7 +24,10 @@ void users_list(struct request *req, struct worker *w)
 	int64_t limit, cursor;
 	if (query_page(req, &limit, &cursor, &e) ||
 	    users_page(worker_read_db(w), &req->arena, cursor, limit, reply(req, 200), &e))
-		reply_problem(req, &e);
+		goto fail;
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void users_latest(struct request *req, struct worker *w)
@@ -29,9 +35,12 @@ void users_latest(struct request *req, struct worker *w)
 	struct api_error e;
 	struct buf *out = reply(req, 200);
 	if (users_newest(worker_read_db(w), &req->arena, out, &e))
-		reply_problem(req, &e);
-	else if (!out->len)
+		goto fail;
+	if (!out->len)
 		reply(req, 204);
+	return;
+fail:
+	reply_problem(req, &e);
 }
 
 void users_set_role(struct request *req, struct worker *w)

@@ -175,15 +175,12 @@ int json_get_str(json_t *obj, const char *field, int required, size_t max_len, c
 	return 0;
 }
 
-int json_get_bool(json_t *obj, const char *field, int required, int *out, int *present, struct api_error *err)
+int json_get_time(json_t *obj, const char *field, int required, const char **out, struct api_error *err)
 {
-	int rc;
-	json_t *v = given(obj, field, required, present, &rc, err);
-	if (!v)
-		return rc;
-	if (!json_is_boolean(v))
-		return api_fail_field(err, field, "must be true or false");
-	*out = json_is_true(v);
+	if (json_get_str(obj, field, required, 40, out, err))
+		return -1;
+	if (*out && !rfc3339_valid(*out))
+		return api_fail_field(err, field, "must be an RFC 3339 time with a zone");
 	return 0;
 }
 
@@ -216,19 +213,36 @@ static int digits(const char *s, int n)
 	return v;
 }
 
-int rfc3339_valid(const char *s)
+/* "dddd-dd-dd" at s, a day that exists (29 February in leap years only),
+ * the year from lo to hi. Reads at most 10 bytes (stops at a NUL). */
+static int date_at(const char *s, int lo, int hi)
 {
-	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	static const char shape[] = "dddd-dd-dd";
 	static const int days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	size_t i = 0;
-	for (; shape[i]; i++) {
+	for (size_t i = 0; shape[i]; i++)
 		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
 			return 0;
-	}
 	int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
-	if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > days[mo - 1] ||
-	    (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))) || digits(s + 11, 2) > 23 ||
-	    digits(s + 14, 2) > 59 || digits(s + 17, 2) > 59)
+	return y >= lo && y <= hi && mo >= 1 && mo <= 12 && d >= 1 && d <= days[mo - 1] &&
+	       !(mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400)));
+}
+
+int date_valid(const char *s, int lo_year, int hi_year)
+{
+	return date_at(s, lo_year, hi_year) && s[10] == '\0';
+}
+
+int rfc3339_valid(const char *s)
+{
+	static const char shape[] = "Tdd:dd:dd";
+	if (!date_at(s, 1900, 9999))
+		return 0;
+	size_t i = 10;
+	for (size_t k = 0; shape[k]; k++, i++) {
+		if (shape[k] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[k])
+			return 0;
+	}
+	if (digits(s + 11, 2) > 23 || digits(s + 14, 2) > 59 || digits(s + 17, 2) > 59)
 		return 0;
 	if (s[i] == '.') {
 		i++;

@@ -1,5 +1,6 @@
 #include "analytics.h"
 
+#include "document.h"
 #include "../core/banned.h"
 
 enum { TOTAL, LOCALITIES, REVENUE, REVENUE_LOCALITIES, TOP_DESTINATIONS, DAILY };
@@ -55,16 +56,11 @@ void analytics_register(void)
 	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
 }
 
+/* Aggregates always answer one row; only a station can be missing. */
 static int document(struct pg *db, struct arena *a, int stmt, int n, const char *const *v, struct buf *out,
 		    struct api_error *err)
 {
-	PGresult *r = pg_exec(db, a, &stmts[stmt], n, v, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1)
-		return api_fail(err, "not-found", "station %s does not exist", n ? v[0] : "");
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[stmt], n, v, "station", out, err);
 }
 
 int analytics_trips_total(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
@@ -90,7 +86,7 @@ int analytics_revenue_localities(struct pg *db, struct arena *a, struct buf *out
 int analytics_top_destinations(struct pg *db, struct arena *a, int64_t station_id, struct buf *out,
 			       struct api_error *err)
 {
-	const char *v[] = { arena_printf(a, "%lld", (long long)station_id) };
+	const char *v[] = { pg_int(a, station_id) };
 	return document(db, a, TOP_DESTINATIONS, 1, v, out, err);
 }
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "document.h"
+#include "paging.h"
 #include "../core/banned.h"
 
 enum {
@@ -28,30 +30,20 @@ static const struct sql_stmt stmts[] = {
 		"SELECT json_build_object('card_id', card_id, 'balance', balance, 'status', status,"
 		"  'last_used_date', rfc3339(last_used_date), 'credit_trips_used', credit_trips_used)::text"
 		" FROM cards WHERE card_id = $1" },
-	/* Keyset paging, newest first: one row more than asked tells whether a next page exists. */
+	/* Keyset paging (paging.h), newest first; no card: no row (404). */
 	[HISTORY] = { "card_history",
-		"WITH page AS (SELECT recharge_id, card_id, amount, recharge_timestamp FROM recharges"
-		"  WHERE card_id = $1 AND ($2::bigint = 0 OR recharge_id < $2)"
-		"  ORDER BY recharge_id DESC LIMIT $3::int + 1),"
-		" shown AS (SELECT * FROM page ORDER BY recharge_id DESC LIMIT $3)"
-		"SELECT json_build_object('card_id', c.card_id, 'history', coalesce((SELECT json_agg(json_build_object("
-		"  'recharge_id', recharge_id, 'card_id', card_id, 'amount', amount,"
-		"  'recharge_timestamp', rfc3339(recharge_timestamp)) ORDER BY recharge_id DESC) FROM shown), '[]'),"
-		"  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3"
-		"    THEN (SELECT min(recharge_id) FROM shown)::text END)::text"
-		" FROM cards c WHERE c.card_id = $1" },
+		"WITH " PAGE_NEWEST_FIRST("SELECT * FROM recharges WHERE card_id = $1", "recharge_id", "$2", "$3")
+		" SELECT json_build_object('card_id', c.card_id, "
+		PAGE_MEMBERS_NEWEST_FIRST("history", "json_build_object('recharge_id', s.recharge_id, 'card_id', s.card_id,"
+			" 'amount', s.amount, 'recharge_timestamp', rfc3339(s.recharge_timestamp))", "recharge_id", "$3")
+		")::text FROM cards c WHERE c.card_id = $1" },
 	[TRANSACTIONS] = { "card_transactions",
-		"WITH page AS (SELECT * FROM card_ledger"
-		"  WHERE card_id = $1 AND ($2::bigint = 0 OR entry_id < $2)"
-		"  ORDER BY entry_id DESC LIMIT $3::int + 1),"
-		" shown AS (SELECT * FROM page ORDER BY entry_id DESC LIMIT $3)"
-		"SELECT json_build_object('card_id', c.card_id, 'transactions', coalesce((SELECT json_agg("
-		"  json_build_object('entry_id', entry_id, 'kind', kind, 'amount', amount,"
-		"  'balance_after', balance_after, 'reference', reference, 'created_at', rfc3339(created_at))"
-		"  ORDER BY entry_id DESC) FROM shown), '[]'),"
-		"  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3"
-		"    THEN (SELECT min(entry_id) FROM shown)::text END)::text"
-		" FROM cards c WHERE c.card_id = $1" },
+		"WITH " PAGE_NEWEST_FIRST("SELECT * FROM card_ledger WHERE card_id = $1", "entry_id", "$2", "$3")
+		" SELECT json_build_object('card_id', c.card_id, "
+		PAGE_MEMBERS_NEWEST_FIRST("transactions", "json_build_object('entry_id', s.entry_id, 'kind', s.kind,"
+			" 'amount', s.amount, 'balance_after', s.balance_after, 'reference', s.reference,"
+			" 'created_at', rfc3339(s.created_at))", "entry_id", "$3")
+		")::text FROM cards c WHERE c.card_id = $1" },
 	/* One call (db/migrations/0011_money_calls.sql): key, checks, card,
 	 * ledger and recharge rows, stored answer. */
 	[RECHARGE] = { "card_recharge",
@@ -88,31 +80,6 @@ void card_number_generate(char out[17])
 	out[16] = '\0';
 }
 
-int card_number_valid(const char *s)
-{
-	if (strlen(s) != 16)
-		return 0;
-	int sum = 0;
-	for (int i = 15, dbl = 0; i >= 0; i--, dbl = !dbl) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		int d = s[i] - '0';
-		if (dbl && (d *= 2) > 9)
-			d -= 9;
-		sum += d;
-	}
-	return sum % 10 == 0;
-}
-
-/* Copies the single JSON value of r into out; 404 when there is no row. */
-static int document(PGresult *r, struct buf *out, struct api_error *err, int64_t card_id)
-{
-	if (PQntuples(r) != 1)
-		return api_fail(err, "not-found", "card %lld does not exist", (long long)card_id);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
-}
-
 int card_create(struct pg *db, struct arena *a, int64_t user_id, int max_cards, struct buf *out,
 		struct api_error *err)
 {
@@ -132,7 +99,7 @@ int card_create(struct pg *db, struct arena *a, int64_t user_id, int max_cards, 
 		const char *v[] = { number, user_id ? pg_int(a, user_id) : NULL };
 		PGresult *r = pg_exec(db, a, &stmts[CREATE], 2, v, err);
 		if (r) {
-			buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+			document_copy(r, out);
 			return 0;
 		}
 		if (!strcmp(db->sqlstate, "23503"))
@@ -143,42 +110,37 @@ int card_create(struct pg *db, struct arena *a, int64_t user_id, int max_cards, 
 	return api_fail(err, "internal", "could not allocate a card number");
 }
 
-static int read_one(struct pg *db, struct arena *a, int stmt, int64_t card_id, struct buf *out,
-		    struct api_error *err)
+/* The card's document of stmt, whose parameters start with the card. */
+static int card_document(struct pg *db, struct arena *a, int stmt, int n, const char *const *v, struct buf *out,
+			 struct api_error *err)
 {
-	const char *v[] = { pg_int(a, card_id) };
-	PGresult *r = pg_exec(db, a, &stmts[stmt], 1, v, err);
-	return r ? document(r, out, err, card_id) : -1;
+	return document_read(db, a, &stmts[stmt], n, v, "card", out, err);
 }
 
 int card_get(struct pg *db, struct arena *a, int64_t card_id, struct buf *out, struct api_error *err)
 {
-	return read_one(db, a, GET, card_id, out, err);
+	const char *v[] = { pg_int(a, card_id) };
+	return card_document(db, a, GET, 1, v, out, err);
 }
 
 int card_balance(struct pg *db, struct arena *a, int64_t card_id, struct buf *out, struct api_error *err)
 {
-	return read_one(db, a, BALANCE, card_id, out, err);
-}
-
-static int page(struct pg *db, struct arena *a, int stmt, int64_t card_id, int64_t after_id, int64_t limit,
-		struct buf *out, struct api_error *err)
-{
-	const char *v[] = { pg_int(a, card_id), pg_int(a, after_id), pg_int(a, limit) };
-	PGresult *r = pg_exec(db, a, &stmts[stmt], 3, v, err);
-	return r ? document(r, out, err, card_id) : -1;
+	const char *v[] = { pg_int(a, card_id) };
+	return card_document(db, a, BALANCE, 1, v, out, err);
 }
 
 int card_history(struct pg *db, struct arena *a, int64_t card_id, int64_t after_id, int64_t limit,
 		 struct buf *out, struct api_error *err)
 {
-	return page(db, a, HISTORY, card_id, after_id, limit, out, err);
+	const char *v[] = { pg_int(a, card_id), pg_int(a, after_id), pg_int(a, limit) };
+	return card_document(db, a, HISTORY, 3, v, out, err);
 }
 
 int card_transactions(struct pg *db, struct arena *a, int64_t card_id, int64_t after_id, int64_t limit,
 		      struct buf *out, struct api_error *err)
 {
-	return page(db, a, TRANSACTIONS, card_id, after_id, limit, out, err);
+	const char *v[] = { pg_int(a, card_id), pg_int(a, after_id), pg_int(a, limit) };
+	return card_document(db, a, TRANSACTIONS, 3, v, out, err);
 }
 
 int card_explain_inactive(struct pg *db, struct arena *a, int64_t card_id, struct api_error *err)
@@ -205,8 +167,7 @@ int card_set_status(struct pg *db, struct arena *a, int64_t card_id, const char 
 		    struct api_error *err)
 {
 	const char *v[] = { pg_int(a, card_id), status };
-	PGresult *r = pg_exec(db, a, &stmts[SET_STATUS], 2, v, err);
-	return r ? document(r, out, err, card_id) : -1;
+	return card_document(db, a, SET_STATUS, 2, v, out, err);
 }
 
 int card_owner(struct pg *db, struct arena *a, int64_t card_id, int64_t *owner, struct api_error *err)

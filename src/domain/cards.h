@@ -9,9 +9,10 @@
  * ledger row, so it holds on every commit; run inside a caller's
  * transaction, the change commits or rolls back with it.
  *
- * Each function writes the API's JSON into out and returns 0, or -1 with
- * err: 404 unknown card, 409 card-blocked, 422 naming a field, 503 when the
- * database is down. All block on the given connection.
+ * Each function returns 0, or -1 with err: 404 unknown card, 409
+ * card-blocked, 422 naming a field, 503 when the database is down; reads
+ * and card_create/card_set_status write the API's JSON document into out.
+ * All block on the given connection.
  */
 #include <stdint.h>
 
@@ -26,16 +27,16 @@ void cards_register(void);
 
 /* A random 16-digit number whose last digit is the Luhn check digit. */
 void card_number_generate(char out[17]);
-int card_number_valid(const char *s);
 
-/* user_id 0 issues an anonymous card. max_cards > 0: 409 card-limit when
- * the user already holds that many (blocked ones too); must run inside a
- * transaction (the user's row is locked while counting). */
+/* user_id 0 issues an anonymous card (422 user_id when no such user).
+ * max_cards > 0: 409 card-limit when the user already holds that many
+ * (blocked ones too); must run inside a transaction (the user's row is
+ * locked while counting). */
 int card_create(struct pg *db, struct arena *a, int64_t user_id, int max_cards, struct buf *out,
 		struct api_error *err);
 int card_get(struct pg *db, struct arena *a, int64_t card_id, struct buf *out, struct api_error *err);
 int card_balance(struct pg *db, struct arena *a, int64_t card_id, struct buf *out, struct api_error *err);
-/* Newest first; after_id 0 = first page. */
+/* Keyset pages, newest first; after_id 0 = first page. */
 int card_history(struct pg *db, struct arena *a, int64_t card_id, int64_t after_id, int64_t limit,
 		 struct buf *out, struct api_error *err);
 int card_transactions(struct pg *db, struct arena *a, int64_t card_id, int64_t after_id, int64_t limit,

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "document.h"
+#include "paging.h"
 #include "../core/banned.h"
 
 enum {
@@ -29,23 +31,18 @@ static const struct sql_stmt stmts[] = {
 		"  ORDER BY l.locality_id), '[]'))::text FROM localities l" },
 	[LOCALITY_RESOLVE] = { "network_locality_resolve",
 		"SELECT locality_id FROM localities WHERE fold_name(name) = fold_name($1) OR locality_id::text = $1" },
-	/* Keyset paging: one row more than asked tells whether a next page exists. */
+	/* Keyset paging (paging.h), by id. */
 	[STATIONS] = { "network_stations",
-		"WITH page AS ("
-		"  SELECT station_id, doc FROM station_doc"
-		"  WHERE ($1::smallint IS NULL OR locality_id = $1) AND ($2::text IS NULL OR station_type = $2)"
-		"    AND station_id > $3 ORDER BY station_id LIMIT $4::int + 1),"
-		" shown AS (SELECT * FROM page ORDER BY station_id LIMIT $4)"
-		"SELECT json_build_object("
-		"  'stations', coalesce((SELECT json_agg(doc ORDER BY station_id) FROM shown), '[]'),"
-		"  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4"
-		"    THEN (SELECT max(station_id) FROM shown)::text END)::text" },
-	/* The station document with its routes appended (json, not jsonb, keeps the field order). */
+		"WITH " PAGE_OLDEST_FIRST("SELECT station_id, doc FROM station_doc"
+			" WHERE ($1::smallint IS NULL OR locality_id = $1) AND ($2::text IS NULL OR station_type = $2)",
+			"station_id", "$3", "$4")
+		" SELECT json_build_object(" PAGE_MEMBERS_OLDEST_FIRST("stations", "s.doc", "station_id", "$4") ")::text" },
+	/* The station document with its routes added last (json_append keeps the order of the members). */
 	[STATION] = { "network_station",
-		"SELECT left(d.doc::text, -1) || ', \"routes\" : ' || coalesce((SELECT json_agg(json_build_object("
+		"SELECT json_append(d.doc, 'routes', coalesce((SELECT json_agg(json_build_object("
 		"  'route_id', r.route_id, 'route_code', r.route_code, 'name', r.name, 'route_type', r.route_type)"
 		"  ORDER BY r.route_code) FROM route_stops rs JOIN routes r USING (route_id)"
-		"  WHERE rs.station_id = d.station_id AND r.is_active), '[]')::text || '}'"
+		"  WHERE rs.station_id = d.station_id AND r.is_active), '[]'))::text"
 		" FROM station_doc d WHERE d.station_id = $1" },
 	[ARRIVALS] = { "network_arrivals",
 		"SELECT json_build_object('station_id', s.station_id, 'arrivals', coalesce((SELECT json_agg("
@@ -114,17 +111,10 @@ void network_register(void)
 	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
 }
 
-/* Runs a statement whose one row and column is the JSON document. */
-static int document(struct pg *db, struct arena *a, int stmt, int n, const char *const *vals, struct buf *out,
+static int document(struct pg *db, struct arena *a, int stmt, int n, const char *const *v, struct buf *out,
 		    struct api_error *err, const char *what)
 {
-	PGresult *r = pg_exec(db, a, &stmts[stmt], n, vals, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1)
-		return api_fail(err, "not-found", "%s %s does not exist", what, n ? vals[0] : "");
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[stmt], n, v, what, out, err);
 }
 
 int network_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
@@ -200,7 +190,7 @@ static int alert_result(struct pg *db, PGresult *r, struct arena *a, struct buf 
 	}
 	if (PQntuples(r) != 1)
 		return api_fail(err, "not-found", "alert %lld does not exist", (long long)id);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	document_copy(r, out);
 	*stations = arena_strdup(a, PQgetvalue(r, 0, 1));
 	return 0;
 }

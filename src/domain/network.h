@@ -1,10 +1,11 @@
 #ifndef TRANSITD_DOMAIN_NETWORK_H
 #define TRANSITD_DOMAIN_NETWORK_H
 /*
- * Reads of the network: localities, stations, routes, arrivals, alerts.
- * Each function writes the API's JSON document into out (PostgreSQL builds
- * it) and returns 0, or -1 with err (404 for an unknown id, 503 when the
- * database is down). All block on the given connection.
+ * The network: localities, stations, routes, arrivals, alerts. Each
+ * function returns 0, or -1 with err (404 for an unknown id, 422 naming a
+ * field, 503 when the database is down); the reads and the alert writes
+ * write the API's JSON document into out (PostgreSQL builds it). All block
+ * on the given connection.
  */
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ struct station_filter {
 void network_register(void);
 
 int network_localities(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
+/* A keyset page of stations by id; 422 locality when it names none. */
 int network_stations(struct pg *db, struct arena *a, const struct station_filter *f, struct buf *out,
 		     struct api_error *err);
 int network_station(struct pg *db, struct arena *a, int64_t id, struct buf *out, struct api_error *err);
@@ -39,7 +41,9 @@ struct alert {
 	int64_t station_id, route_id;                             /* 0 = none */
 };
 /* Writes the alert document; *stations receives the ids of the stations
- * whose alert lists changed, comma-separated (may be empty). */
+ * whose alert lists changed, comma-separated (may be empty). 422
+ * station_id / route_id when they name nothing, 422 end_timestamp before
+ * the start; alert_end: 404 for an unknown alert. */
 int alert_create(struct pg *db, struct arena *a, const struct alert *al, struct buf *out, const char **stations,
 		 struct api_error *err);
 int alert_end(struct pg *db, struct arena *a, int64_t alert_id, const char *end, struct buf *out,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "document.h"
 #include "../core/banned.h"
 
 enum { CREATE, FIND, RETRY, LOAD, FINISH, GET };
@@ -105,11 +106,5 @@ int operation_finish(struct pg *db, struct arena *a, int64_t id, int http_status
 int operation_get(struct pg *db, struct arena *a, int64_t id, int64_t owner, struct buf *out, struct api_error *err)
 {
 	const char *v[] = { pg_int(a, id), pg_int(a, owner) };
-	PGresult *r = pg_exec(db, a, &stmts[GET], 2, v, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1)
-		return api_fail(err, "not-found", "operation %lld does not exist", (long long)id);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[GET], 2, v, "operation", out, err);
 }

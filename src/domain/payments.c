@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include "cards.h"
+#include "document.h"
+#include "paging.h"
 #include "../core/banned.h"
 
 #define SIGNATURE_HEADER_MAX 1024
@@ -35,30 +37,22 @@ static const struct sql_stmt stmts[] = {
 		"  now() + $6::int * interval '1 second'"
 		" FROM cards c, id WHERE c.card_id = $1 AND c.status = 'active'"
 		" RETURNING payment_json(payments)::text" },
-	/* Staff see the deliveries too: the document with one more member,
-	 * spliced before its closing brace (payment_json has no nested object). */
+	/* Staff see the deliveries too: the document with one more member. */
 	[GET] = { "payment_get",
-		"SELECT CASE WHEN $3::boolean"
-		"  THEN left(payment_json(p)::text, -1) || ', \"events\" : ' || payment_events_json(p.payment_id)::text || '}'"
-		"  ELSE payment_json(p)::text END"
+		"SELECT CASE WHEN $3::boolean THEN json_append(payment_json(p), 'events', payment_events_json(p.payment_id))"
+		"  ELSE payment_json(p) END::text"
 		" FROM payments p JOIN cards c USING (card_id)"
 		" WHERE p.payment_id = $1 AND ($2::bigint = 0 OR c.user_id = $2)" },
 	[STATE] = { "payment_state",
 		"SELECT p.amount, payment_status(p) FROM payments p JOIN cards c USING (card_id)"
 		" WHERE p.payment_id = $1 AND ($2::bigint = 0 OR c.user_id = $2)" },
-	/* Keyset paging, newest first, as the card lists. */
+	/* Keyset paging (paging.h), newest first. */
 	[LIST] = { "payment_list",
-		"WITH page AS (SELECT p.payment_id FROM payments p"
-		"  WHERE ($1::text IS NULL OR payment_status(p) = $1)"
-		"   AND ($2::timestamptz IS NULL OR p.created_at >= $2)"
-		"   AND ($3::timestamptz IS NULL OR p.created_at < $3)"
-		"   AND ($4::bigint = 0 OR p.payment_id < $4)"
-		"  ORDER BY p.payment_id DESC LIMIT $5::int + 1),"
-		" shown AS (SELECT payment_id FROM page ORDER BY payment_id DESC LIMIT $5)"
-		"SELECT json_build_object('payments', coalesce((SELECT json_agg(payment_json(p) ORDER BY p.payment_id DESC)"
-		"  FROM payments p WHERE p.payment_id IN (SELECT payment_id FROM shown)), '[]'),"
-		"  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $5"
-		"    THEN (SELECT min(payment_id) FROM shown)::text END)::text" },
+		"WITH " PAGE_NEWEST_FIRST("SELECT * FROM payments p WHERE ($1::text IS NULL OR payment_status(p) = $1)"
+			" AND ($2::timestamptz IS NULL OR p.created_at >= $2) AND ($3::timestamptz IS NULL OR p.created_at < $3)",
+			"payment_id", "$4", "$5")
+		" SELECT json_build_object("
+		PAGE_MEMBERS_NEWEST_FIRST("payments", "payment_json(s)", "payment_id", "$5") ")::text" },
 	[EXPIRE] = { "payments_expire",
 		"WITH e AS (UPDATE payments SET status = 'expired', settled_at = now()"
 		"  WHERE status = 'pending' AND expires_at <= now() RETURNING 1)"
@@ -266,7 +260,7 @@ int payment_create(struct pg *db, struct arena *a, const struct payment_new *p, 
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 1) {
-		buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+		document_copy(r, out);
 		return 0;
 	}
 	return card_explain_inactive(db, a, p->card_id, err);
@@ -276,13 +270,7 @@ int payment_get(struct pg *db, struct arena *a, int64_t payment_id, int64_t ride
 		struct buf *out, struct api_error *err)
 {
 	const char *v[] = { pg_int(a, payment_id), pg_int(a, rider_id), with_events ? "true" : "false" };
-	PGresult *r = pg_exec(db, a, &stmts[GET], 3, v, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1)
-		return api_fail(err, "not-found", "payment %lld does not exist", (long long)payment_id);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[GET], 3, v, "payment", out, err);
 }
 
 int payment_state(struct pg *db, struct arena *a, int64_t payment_id, int64_t rider_id, struct payment_state *out,
@@ -303,11 +291,7 @@ int payment_list(struct pg *db, struct arena *a, const struct payment_filter *f,
 		 struct api_error *err)
 {
 	const char *v[] = { f->status, f->from, f->to, pg_int(a, f->after_id), pg_int(a, f->limit) };
-	PGresult *r = pg_exec(db, a, &stmts[LIST], 5, v, err);
-	if (!r)
-		return -1;
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[LIST], 5, v, "payments", out, err);
 }
 
 int payments_expire(struct pg *db, struct arena *a, int64_t *count, struct api_error *err)

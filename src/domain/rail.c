@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "document.h"
+#include "paging.h"
 #include "../core/banned.h"
 
 enum {
@@ -60,13 +62,12 @@ static const struct sql_stmt stmts[] = {
 	[BOOKING_GET] = { "rail_booking_get",
 		"SELECT rail_booking_json(b)::text FROM rail_bookings b"
 		" WHERE booking_id = $1 AND ($2::bigint = 0 OR user_id = $2)" },
+	/* Keyset paging (paging.h), newest first; rider 0: everyone's. */
 	[BOOKINGS_PAGE] = { "rail_bookings_page",
-		"WITH page AS (SELECT * FROM rail_bookings WHERE ($1::bigint = 0 OR user_id = $1)"
-		"  AND ($2::bigint = 0 OR booking_id < $2) ORDER BY booking_id DESC LIMIT $3::int + 1),"
-		" shown AS (SELECT * FROM page ORDER BY booking_id DESC LIMIT $3)"
-		"SELECT json_build_object('bookings', coalesce((SELECT json_agg(rail_booking_json(s)"
-		"  ORDER BY s.booking_id DESC) FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3"
-		"  THEN (SELECT min(booking_id) FROM shown)::text END)::text" },
+		"WITH " PAGE_NEWEST_FIRST("SELECT * FROM rail_bookings WHERE $1::bigint = 0 OR user_id = $1",
+					  "booking_id", "$2", "$3")
+		" SELECT json_build_object("
+		PAGE_MEMBERS_NEWEST_FIRST("bookings", "rail_booking_json(s)", "booking_id", "$3") ")::text" },
 	[STATION_BY_NAME] = { "rail_station_by_name",
 		"SELECT station_id FROM stations WHERE station_type = 'rail' AND fold_name(name) = fold_name($1)"
 		" ORDER BY station_id LIMIT 2" },
@@ -77,26 +78,22 @@ void rail_register(void)
 	pg_register(stmts, sizeof(stmts) / sizeof(stmts[0]));
 }
 
-static int copy_doc(PGresult *r, struct buf *out, struct api_error *err, const char *what, int64_t id)
+static int document(struct pg *db, struct arena *a, int stmt, int n, const char *const *v, const char *what,
+		    struct buf *out, struct api_error *err)
 {
-	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
-		return api_fail(err, "not-found", "%s %lld does not exist", what, (long long)id);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[stmt], n, v, what, out, err);
 }
 
 int rail_trains(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
 {
-	PGresult *r = pg_exec(db, a, &stmts[TRAINS], 0, NULL, err);
-	return r ? copy_doc(r, out, err, "trains", 0) : -1;
+	return document(db, a, TRAINS, 0, NULL, "trains", out, err);
 }
 
 int rail_runs(struct pg *db, struct arena *a, int64_t origin, int64_t destination, const char *date,
 	      struct buf *out, struct api_error *err)
 {
 	const char *v[] = { origin ? pg_int(a, origin) : NULL, destination ? pg_int(a, destination) : NULL, date };
-	PGresult *r = pg_exec(db, a, &stmts[RUNS], 3, v, err);
-	return r ? copy_doc(r, out, err, "runs", 0) : -1;
+	return document(db, a, RUNS, 3, v, "runs", out, err);
 }
 
 int rail_station_resolve(struct pg *db, struct arena *a, const char *field, const char *name, int64_t *id,
@@ -117,8 +114,7 @@ int rail_station_resolve(struct pg *db, struct arena *a, const char *field, cons
 int rail_seat_map(struct pg *db, struct arena *a, int64_t run_id, struct buf *out, struct api_error *err)
 {
 	const char *v[] = { pg_int(a, run_id) };
-	PGresult *r = pg_exec(db, a, &stmts[SEAT_MAP], 1, v, err);
-	return r ? copy_doc(r, out, err, "run", run_id) : -1;
+	return document(db, a, SEAT_MAP, 1, v, "run", out, err);
 }
 
 int rail_run_create(struct pg *db, struct arena *a, const struct rail_new_run *n, struct buf *out,
@@ -148,9 +144,9 @@ int rail_run_create(struct pg *db, struct arena *a, const struct rail_new_run *n
 		return -1;
 	}
 	const char *run[] = { arena_strdup(a, PQgetvalue(r, 0, 0)) };
-	if (!pg_exec(db, a, &stmts[RUN_SEATS], 1, run, err) || !(r = pg_exec(db, a, &stmts[RUN_DOC], 1, run, err)))
+	if (!pg_exec(db, a, &stmts[RUN_SEATS], 1, run, err))
 		return -1;
-	return copy_doc(r, out, err, "run", 0);
+	return document(db, a, RUN_DOC, 1, run, "run", out, err);
 }
 
 /* "{1,2,3}" for a PostgreSQL bigint[] parameter. */
@@ -241,14 +237,12 @@ int rail_booking_get(struct pg *db, struct arena *a, int64_t booking_id, int64_t
 		     struct api_error *err)
 {
 	const char *v[] = { pg_int(a, booking_id), pg_int(a, rider_id) };
-	PGresult *r = pg_exec(db, a, &stmts[BOOKING_GET], 2, v, err);
-	return r ? copy_doc(r, out, err, "booking", booking_id) : -1;
+	return document(db, a, BOOKING_GET, 2, v, "booking", out, err);
 }
 
 int rail_bookings_page(struct pg *db, struct arena *a, int64_t rider_id, int64_t after_id, int64_t limit,
 		       struct buf *out, struct api_error *err)
 {
 	const char *v[] = { pg_int(a, rider_id), pg_int(a, after_id), pg_int(a, limit) };
-	PGresult *r = pg_exec(db, a, &stmts[BOOKINGS_PAGE], 3, v, err);
-	return r ? copy_doc(r, out, err, "bookings", 0) : -1;
+	return document(db, a, BOOKINGS_PAGE, 3, v, "bookings", out, err);
 }

@@ -24,12 +24,14 @@
 
 void rail_register(void);
 
+/* Reads write the API's JSON document into out and return 0, or -1 with
+ * err (404 for an unknown id, 503 when the database is down). */
 int rail_trains(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
-/* date: a Bogotá local date YYYY-MM-DD; origin/destination 0 = any. */
 /* The id of the rail station called name (folded: case, accents and blanks
  * aside). 422 naming field when no station or several have that name. */
 int rail_station_resolve(struct pg *db, struct arena *a, const char *field, const char *name, int64_t *id,
 			 struct api_error *err);
+/* date: a Bogotá local date YYYY-MM-DD; origin/destination 0 = any. */
 int rail_runs(struct pg *db, struct arena *a, int64_t origin, int64_t destination, const char *date,
 	      struct buf *out, struct api_error *err);
 int rail_seat_map(struct pg *db, struct arena *a, int64_t run_id, struct buf *out, struct api_error *err);
@@ -38,6 +40,9 @@ struct rail_new_run {
 	int64_t train_id, origin, destination;
 	const char *departure, *arrival; /* RFC 3339 */
 };
+/* The new run's document into out (its seats laid out from the train's
+ * coaches). 422 naming a field (inactive train, not rail stations, times),
+ * 409 conflict when the train already departs then. */
 int rail_run_create(struct pg *db, struct arena *a, const struct rail_new_run *r, struct buf *out,
 		    struct api_error *err);
 
@@ -49,9 +54,10 @@ struct rail_booking_req {
 	const char *class;
 	int64_t rider_id;    /* the card must be this rider's; 0 for staff */
 };
-/* 0, -1 with err, or RAIL_RETRY (err unset; roll back and call again). */
-/* *o: the 201 (ref_id: the run), or the stored answer of k; 404, 409
- * seat-taken (extra: the seats), 402, 409 card-blocked, 422; RAIL_RETRY. */
+/* 0 with *o: the 201 (ref_id: the run), or the stored answer of k; -1
+ * with err: 404, 409 seat-taken (extra: the seats), 402, 409 card-blocked,
+ * 422; or RAIL_RETRY (err unset) when a concurrent booking took a seat
+ * under the checks: nothing was written, call again. */
 int rail_book(struct pg *db, struct arena *a, const struct rail_booking_req *r, const struct write_key *k,
 	      struct write_outcome *o, struct api_error *err);
 /* n bookings (of one card, as a lane batch) in one call and one transaction:
@@ -65,7 +71,7 @@ int rail_cancel(struct pg *db, struct arena *a, int64_t booking_id, int64_t ride
 		struct write_outcome *o, struct api_error *err);
 int rail_booking_get(struct pg *db, struct arena *a, int64_t booking_id, int64_t rider_id, struct buf *out,
 		     struct api_error *err);
-/* rider_id 0: every booking (admin). */
+/* A keyset page of bookings, newest first; rider_id 0: every booking (admin). */
 int rail_bookings_page(struct pg *db, struct arena *a, int64_t rider_id, int64_t after_id, int64_t limit,
 		       struct buf *out, struct api_error *err);
 

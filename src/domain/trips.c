@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "document.h"
+#include "paging.h"
 #include "../core/banned.h"
 
 enum { START, END, GET, BY_CARD, BY_USER, FARES };
@@ -16,22 +18,19 @@ static const struct sql_stmt stmts[] = {
 	[GET] = { "trip_get",
 		"SELECT trip_json(t)::text FROM trips t JOIN cards c USING (card_id)"
 		" WHERE t.trip_id = $1 AND ($2::bigint = 0 OR c.user_id = $2)" },
+	/* Keyset paging (paging.h), newest first, of the trips of a card or of
+	 * a user (owner: no row, 404, when unknown or not the rider's). */
 	[BY_CARD] = { "trips_by_card",
-		"WITH owner AS (SELECT card_id FROM cards WHERE card_id = $1 AND ($2::bigint = 0 OR user_id = $2)),"
-		" page AS (SELECT t.* FROM trips t JOIN owner USING (card_id) WHERE $3::bigint = 0 OR t.trip_id < $3"
-		"  ORDER BY t.trip_id DESC LIMIT $4::int + 1),"
-		" shown AS (SELECT * FROM page ORDER BY trip_id DESC LIMIT $4)"
-		"SELECT json_build_object('card_id', o.card_id, 'trips', coalesce((SELECT json_agg(trip_json(s)"
-		"  ORDER BY s.trip_id DESC) FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4"
-		"  THEN (SELECT min(trip_id) FROM shown)::text END)::text FROM owner o" },
+		"WITH owner AS (SELECT card_id FROM cards WHERE card_id = $1 AND ($2::bigint = 0 OR user_id = $2)), "
+		PAGE_NEWEST_FIRST("SELECT t.* FROM trips t JOIN owner USING (card_id)", "trip_id", "$3", "$4")
+		" SELECT json_build_object('card_id', o.card_id, "
+		PAGE_MEMBERS_NEWEST_FIRST("trips", "trip_json(s)", "trip_id", "$4") ")::text FROM owner o" },
 	[BY_USER] = { "trips_by_user",
-		"WITH owner AS (SELECT user_id FROM users WHERE user_id = $1 AND ($2::bigint = 0 OR user_id = $2)),"
-		" page AS (SELECT t.* FROM trips t JOIN cards c USING (card_id) JOIN owner USING (user_id)"
-		"  WHERE $3::bigint = 0 OR t.trip_id < $3 ORDER BY t.trip_id DESC LIMIT $4::int + 1),"
-		" shown AS (SELECT * FROM page ORDER BY trip_id DESC LIMIT $4)"
-		"SELECT json_build_object('user_id', o.user_id, 'trips', coalesce((SELECT json_agg(trip_json(s)"
-		"  ORDER BY s.trip_id DESC) FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4"
-		"  THEN (SELECT min(trip_id) FROM shown)::text END)::text FROM owner o" },
+		"WITH owner AS (SELECT user_id FROM users WHERE user_id = $1 AND ($2::bigint = 0 OR user_id = $2)), "
+		PAGE_NEWEST_FIRST("SELECT t.* FROM trips t JOIN cards c USING (card_id) JOIN owner USING (user_id)",
+				  "trip_id", "$3", "$4")
+		" SELECT json_build_object('user_id', o.user_id, "
+		PAGE_MEMBERS_NEWEST_FIRST("trips", "trip_json(s)", "trip_id", "$4") ")::text FROM owner o" },
 	[FARES] = { "fares_current",
 		"SELECT json_build_object("
 		"  'currency', 'COP',"
@@ -84,33 +83,17 @@ int trip_get(struct pg *db, struct arena *a, int64_t trip_id, int64_t rider_id, 
 	     struct api_error *err)
 {
 	const char *v[] = { pg_int(a, trip_id), pg_int(a, rider_id) };
-	PGresult *r = pg_exec(db, a, &stmts[GET], 2, v, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) == 0)
-		return api_fail(err, "not-found", "trip %lld does not exist", (long long)trip_id);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[GET], 2, v, "trip", out, err);
 }
 
 int trips_page(struct pg *db, struct arena *a, int by_user, int64_t owner_id, int64_t rider_id, int64_t after_id,
 	       int64_t limit, struct buf *out, struct api_error *err)
 {
 	const char *v[] = { pg_int(a, owner_id), pg_int(a, rider_id), pg_int(a, after_id), pg_int(a, limit) };
-	PGresult *r = pg_exec(db, a, &stmts[by_user ? BY_USER : BY_CARD], 4, v, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) == 0)
-		return api_fail(err, "not-found", "%s %lld does not exist", by_user ? "user" : "card", (long long)owner_id);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[by_user ? BY_USER : BY_CARD], 4, v, by_user ? "user" : "card", out, err);
 }
 
 int fares_current(struct pg *db, struct arena *a, struct buf *out, struct api_error *err)
 {
-	PGresult *r = pg_exec(db, a, &stmts[FARES], 0, NULL, err);
-	if (!r)
-		return -1;
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[FARES], 0, NULL, "fares", out, err);
 }

@@ -32,11 +32,14 @@ int trip_start(struct pg *db, struct arena *a, const struct tap_in *t, int64_t r
 int trip_end(struct pg *db, struct arena *a, int64_t trip_id, int64_t station_id, int64_t rider_id,
 	     const struct write_key *k, struct write_outcome *o, struct api_error *err);
 
+/* The trip document into out; 404 when unknown (or not the rider's). */
 int trip_get(struct pg *db, struct arena *a, int64_t trip_id, int64_t rider_id, struct buf *out,
 	     struct api_error *err);
-/* Newest first. by_user: owner_id is a user, else a card. */
+/* A keyset page of trips, newest first, into out. by_user: owner_id is a
+ * user, else a card; 404 when it is unknown (or not the rider's). */
 int trips_page(struct pg *db, struct arena *a, int by_user, int64_t owner_id, int64_t rider_id, int64_t after_id,
 	       int64_t limit, struct buf *out, struct api_error *err);
+/* The fare products and rules in force, into out. */
 int fares_current(struct pg *db, struct arena *a, struct buf *out, struct api_error *err);
 
 #endif

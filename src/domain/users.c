@@ -1,9 +1,12 @@
 #include "users.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "document.h"
+#include "paging.h"
 #include "../core/banned.h"
 
 enum { CREATE, CREDENTIALS, TOUCH, ROLE_OF, ME, PAGE, TOTAL, ACTIVE, NEWEST, SET_ROLE };
@@ -18,15 +21,12 @@ static const struct sql_stmt stmts[] = {
 		"SELECT role, coalesce((extract(epoch FROM sessions_valid_after) * 1000)::bigint, 0)"
 		" FROM users WHERE user_id = $1" },
 	[ME] = { "user_me",
-		"SELECT (left(user_json(u)::text, -1) || ', \"cards\" : ' || coalesce((SELECT json_agg(c.card_id"
-		"  ORDER BY c.card_id) FROM cards c WHERE c.user_id = u.user_id), '[]')::text || '}')"
-		" FROM users u WHERE u.user_id = $1" },
+		"SELECT json_append(user_json(u), 'cards', coalesce((SELECT json_agg(c.card_id ORDER BY c.card_id)"
+		"  FROM cards c WHERE c.user_id = u.user_id), '[]'))::text FROM users u WHERE u.user_id = $1" },
+	/* Keyset paging (paging.h), by id. */
 	[PAGE] = { "users_page",
-		"WITH page AS (SELECT * FROM users u WHERE user_id > $1 ORDER BY user_id LIMIT $2::int + 1),"
-		" shown AS (SELECT * FROM page ORDER BY user_id LIMIT $2)"
-		"SELECT json_build_object('users', coalesce((SELECT json_agg(user_json(s) ORDER BY s.user_id)"
-		"  FROM shown s), '[]'), 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $2"
-		"  THEN (SELECT max(user_id) FROM shown)::text END)::text" },
+		"WITH " PAGE_OLDEST_FIRST("SELECT * FROM users", "user_id", "$1", "$2")
+		" SELECT json_build_object(" PAGE_MEMBERS_OLDEST_FIRST("users", "user_json(s)", "user_id", "$2") ")::text" },
 	/* Counted by the registrations themselves (user_counts, 16 rows). */
 	[TOTAL] = { "users_total",
 		"SELECT json_build_object('total_users', coalesce(sum(users), 0)::bigint)::text FROM user_counts" },
@@ -56,13 +56,22 @@ void users_register_statements(void)
 static int one_doc(struct pg *db, struct arena *a, int stmt, int n, const char *const *v, struct buf *out,
 		   struct api_error *err)
 {
-	PGresult *r = pg_exec(db, a, &stmts[stmt], n, v, err);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1)
-		return api_fail(err, "not-found", "user %s does not exist", n ? v[0] : "");
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	return 0;
+	return document_read(db, a, &stmts[stmt], n, v, "user", out, err);
+}
+
+const char *user_email_normalize(struct arena *a, const char *email)
+{
+	size_t n = strlen(email);
+	const char *at = strchr(email, '@');
+	if (n < 3 || n > 254 || !at || at == email || !at[1] || strchr(at + 1, '@') || !strchr(at + 1, '.'))
+		return NULL;
+	char *out = arena_strdup(a, email);
+	for (char *p = out; *p; p++) {
+		if ((unsigned char)*p <= ' ')
+			return NULL;
+		*p = (char)tolower((unsigned char)*p);
+	}
+	return out;
 }
 
 int user_create(struct pg *db, struct arena *a, const struct new_user *u, struct buf *out, struct api_error *err)
@@ -74,7 +83,7 @@ int user_create(struct pg *db, struct arena *a, const struct new_user *u, struct
 			return api_fail(err, "conflict", "an account with this email already exists");
 		return -1;
 	}
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	document_copy(r, out);
 	return 0;
 }
 
@@ -142,7 +151,7 @@ int users_newest(struct pg *db, struct arena *a, struct buf *out, struct api_err
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 1)
-		buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+		document_copy(r, out);
 	return 0;
 }
 
@@ -156,7 +165,7 @@ int user_set_role(struct pg *db, struct arena *a, int64_t user_id, enum role rol
 		return -1;
 	if (PQntuples(r) != 1)
 		return api_fail(err, "not-found", "user %s does not exist", v[0]);
-	buf_add(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	document_copy(r, out);
 	*revoked_ms = atoll(PQgetvalue(r, 0, 1));
 	return 0;
 }
@@ -181,6 +190,44 @@ static void admin_run(struct pg *db, const char *sql)
 		PQclear(r);
 }
 
+/*
+ * The account of spec's email exists, its row locked in r (user_id,
+ * provisioned_by, role, password_hash): brings it to spec's role and
+ * password, unless someone registered it (1, untouched). hash: spec's
+ * password hashed. 0, 1, or -1.
+ */
+static int adopt_account(struct pg *db, PGresult *r, const struct account_spec *spec, const char *hash,
+			 int64_t *revoked_ms)
+{
+	int role_changed = strcmp(PQgetvalue(r, 0, 2), role_name(spec->role)) != 0;
+	if (PQgetisnull(r, 0, 1) && role_changed)
+		return 1; /* someone registered this email: provisioning never elevates it */
+	/* Not marked but already in that role: an account from before the
+	 * mark existed (an admin an earlier `migrate` made), or one an admin
+	 * promoted. Nothing is elevated; it is adopted as it is. */
+	const char *old_hash = PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3);
+	/* A password already set is kept (seed), or replaced only when it is another one. */
+	const char *new_hash = hash;
+	int password_changed = 0;
+	if (old_hash && (spec->keep_password || password_verify(old_hash, spec->password)))
+		new_hash = old_hash;
+	else if (old_hash)
+		password_changed = 1;
+	const char *u[] = { PQgetvalue(r, 0, 0), new_hash, role_name(spec->role),
+			    role_changed || password_changed ? "true" : "false", spec->provisioner };
+	PGresult *w = admin_exec(db,
+		"UPDATE users SET password_hash = $2, role = $3, sessions_valid_after = CASE WHEN $4::bool THEN now()"
+		"  ELSE sessions_valid_after END, provisioned_by = coalesce(provisioned_by, $5) WHERE user_id = $1"
+		" RETURNING CASE WHEN $4::bool THEN (extract(epoch FROM sessions_valid_after) * 1000)::bigint END",
+		5, u);
+	if (!w)
+		return -1;
+	if (!PQgetisnull(w, 0, 0))
+		*revoked_ms = atoll(PQgetvalue(w, 0, 0));
+	PQclear(w);
+	return 0;
+}
+
 int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t *user_id, int64_t *revoked_ms)
 {
 	char hash[128], lower[256];
@@ -191,13 +238,19 @@ int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t 
 		if (pg_connect(db, &e))
 			return -1;
 	}
+	/* Emails are stored as registration and login normalise them. */
+	struct arena a;
+	arena_init(&a);
+	const char *email = user_email_normalize(&a, spec->email);
+	if (email)
+		snprintf(lower, sizeof(lower), "%s", email);
+	arena_release(&a);
+	if (!email) {
+		fprintf(stderr, "transitd: %s is not an email address\n", spec->email);
+		return -1;
+	}
 	if (password_hash(spec->password, hash))
 		return -1;
-	/* Emails are stored in lower case, as registration does. */
-	size_t n = 0;
-	for (; spec->email[n] && n + 1 < sizeof(lower); n++)
-		lower[n] = (char)((spec->email[n] >= 'A' && spec->email[n] <= 'Z') ? spec->email[n] + 32 : spec->email[n]);
-	lower[n] = '\0';
 	const char *v[] = { lower, hash, role_name(spec->role), spec->first_name, spec->last_name, spec->provisioner };
 	int rc = -1;
 	admin_run(db, "BEGIN");
@@ -217,43 +270,11 @@ int user_ensure_account(struct pg *db, const struct account_spec *spec, int64_t 
 		       1, v);
 	if (!r)
 		goto out;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		goto out;
+	if (PQntuples(r) == 1) {
+		*user_id = atoll(PQgetvalue(r, 0, 0));
+		rc = adopt_account(db, r, spec, hash, revoked_ms);
 	}
-	*user_id = atoll(PQgetvalue(r, 0, 0));
-	int role_changed = strcmp(PQgetvalue(r, 0, 2), role_name(spec->role)) != 0;
-	if (PQgetisnull(r, 0, 1) && role_changed) {
-		/* Someone registered this email: provisioning never elevates it. */
-		PQclear(r);
-		rc = 1;
-		goto out;
-	}
-	/* Not marked but already in that role: an account from before the
-	 * mark existed (an admin an earlier `migrate` made), or one an admin
-	 * promoted. Nothing is elevated; it is adopted as it is. */
-	const char *old_hash = PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3);
-	/* A password already set is kept (seed), or replaced only when it is another one. */
-	const char *new_hash = hash;
-	int password_changed = 0;
-	if (old_hash && (spec->keep_password || password_verify(old_hash, spec->password)))
-		new_hash = old_hash;
-	else if (old_hash)
-		password_changed = 1;
-	const char *u[] = { PQgetvalue(r, 0, 0), new_hash, role_name(spec->role),
-			    role_changed || password_changed ? "true" : "false", spec->provisioner };
-	PGresult *w = admin_exec(db,
-		"UPDATE users SET password_hash = $2, role = $3, sessions_valid_after = CASE WHEN $4::bool THEN now()"
-		"  ELSE sessions_valid_after END, provisioned_by = coalesce(provisioned_by, $5) WHERE user_id = $1"
-		" RETURNING CASE WHEN $4::bool THEN (extract(epoch FROM sessions_valid_after) * 1000)::bigint END",
-		5, u);
 	PQclear(r);
-	if (!w)
-		goto out;
-	if (!PQgetisnull(w, 0, 0))
-		*revoked_ms = atoll(PQgetvalue(w, 0, 0));
-	PQclear(w);
-	rc = 0;
 out:
 	admin_run(db, rc < 0 ? "ROLLBACK" : "COMMIT");
 	return rc;

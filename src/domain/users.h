@@ -12,6 +12,11 @@
 
 void users_register_statements(void);
 
+/* The address in the form accounts keep it (lower case), allocated in a,
+ * or NULL when email is not a plausible address (3 to 254 bytes, one '@'
+ * with text before it and a dot after it, no blanks or control bytes). */
+const char *user_email_normalize(struct arena *a, const char *email);
+
 struct new_user {
 	const char *email, *first_name, *last_name, *password_hash;
 };

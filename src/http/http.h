@@ -59,7 +59,6 @@ struct route {
 	unsigned roles; /* enum role bits allowed; 0 = public */
 	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
 	route_check check;          /* ROUTE_ASYNC: the checks before publishing */
-	const char *summary;              /* one line for the reader of the table (nothing prints it) */
 	/* CPU-heavy first stage (a password hash), run on the password pool
 	 * (hashpool.h) before the handler; it may answer, or leave its work in
 	 * req->stage for the handler. NULL for almost every route. */

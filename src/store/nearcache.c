@@ -205,20 +205,6 @@ void nearcache_put_since(const char *key, const char *val, size_t len, uint64_t 
 	put(key, val, len, ttl_ms, 1, generation);
 }
 
-void nearcache_drop(const char *key)
-{
-	if (!ready)
-		return;
-	uint64_t h = hash_key(key);
-	struct shard *s = shard_of(key);
-	pthread_mutex_lock(&s->lock);
-	s->drops++;
-	struct entry *e = find(s, key, h);
-	if (e)
-		remove_entry(s, e);
-	pthread_mutex_unlock(&s->lock);
-}
-
 void nearcache_drop_variants(const char *key)
 {
 	if (!ready)

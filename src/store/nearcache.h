@@ -39,7 +39,6 @@ void nearcache_put(const char *key, const char *val, size_t len, uint64_t ttl_ms
  */
 uint64_t nearcache_generation(const char *key);
 void nearcache_put_since(const char *key, const char *val, size_t len, uint64_t ttl_ms, uint64_t generation);
-void nearcache_drop(const char *key);
 /* Drops key and every variant "key#..." of it (one shard). */
 void nearcache_drop_variants(const char *key);
 /* Drops every key starting with prefix (all shards). */

@@ -752,3 +752,13 @@ def test_admin_from_environment_short_password_refused(database):
     out = run_cli("migrate", env={"ADMIN_EMAIL": unique_email("weak"), "ADMIN_PASSWORD": "short"}, check=False)
     assert out.returncode != 0
     assert "ADMIN_PASSWORD" in out.stderr
+
+
+@pytest.mark.parametrize("email", ["chief", "chief@localhost", "chief admin@transitd.test"])
+def test_admin_from_environment_not_an_address_refused(db, email):
+    """An ADMIN_EMAIL nobody could log in with (login takes only addresses)
+    is refused, not made into an account."""
+    out = run_cli("migrate", env={"ADMIN_EMAIL": email, "ADMIN_PASSWORD": "chief-admin-password"}, check=False)
+    assert out.returncode != 0
+    assert "not an email address" in out.stderr, out.stderr
+    assert db_scalar(db, "SELECT count(*) FROM users WHERE email = %s", email.lower()) == 0

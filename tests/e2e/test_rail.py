@@ -298,7 +298,7 @@ def test_runs_filters(base, touched):
 
 
 @pytest.mark.parametrize("date", ["2026-02-30", "26-11-25", "abc", "2026-13-01", "2026-11-251", "2026/11/25",
-                                  "2027-02-29"])
+                                  "2027-02-29", "2026-+1-01", "2026-01- 1", "1999-12-31"])
 def test_runs_bad_date(base, date):
     assert_problem(get(base, "/rail/runs", params={"date": date}), 422, "validation", "date")
 

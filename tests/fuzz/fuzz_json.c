@@ -24,14 +24,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					      "user_id", "role", "body", "" };
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		int64_t n;
-		int present, b;
+		int present;
 		const char *str;
 		if (json_get_int(root, fields[i], i & 1, 1000, 500000, &n, &present, &e) == 0 && present &&
 		    (n < 1000 || n > 500000))
 			abort();
 		if (json_get_str(root, fields[i], 0, 8, &str, &e) == 0 && str && strlen(str) > 8 * 4)
 			abort();
-		json_get_bool(root, fields[i], 0, &b, &present, &e);
+		if (json_get_time(root, fields[i], 0, &str, &e) == 0 && str && !rfc3339_valid(str))
+			abort();
 	}
 	json_decref(root);
 	return 0;

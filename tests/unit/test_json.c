@@ -370,38 +370,42 @@ static void test_get_str(void **state)
 	json_decref(o);
 }
 
-static void test_get_bool(void **state)
+static void test_get_time(void **state)
 {
 	(void)state;
-	json_t *o = parse_ok("{\"t\": true, \"f\": false, \"one\": 1, \"s\": \"true\", \"n\": null}");
+	json_t *o = parse_ok("{\"t\": \"2026-11-26T10:00:00Z\", \"local\": \"2026-11-26T10:00:00\","
+			     " \"day\": \"2026-02-29T10:00:00Z\", \"n\": null, \"num\": 5}");
 	struct api_error e;
-	int v = -1, present = -1;
-	assert_int_equal(json_get_bool(o, "t", 1, &v, &present, &e), 0);
-	assert_int_equal(v, 1);
-	assert_int_equal(present, 1);
-	assert_int_equal(json_get_bool(o, "f", 1, &v, &present, &e), 0);
-	assert_int_equal(v, 0);
-	assert_int_equal(present, 1);
-
-	v = 55;
+	const char *v = NULL;
+	assert_int_equal(json_get_time(o, "t", 1, &v, &e), 0);
+	assert_string_equal(v, "2026-11-26T10:00:00Z");
+	assert_int_equal(json_get_time(o, "n", 0, &v, &e), 0);
+	assert_null(v);
+	const char *bad[] = { "local", "day", "num" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(json_get_time(o, bad[i], 0, &v, &e), -1);
+		assert_int_equal(e.status, 422);
+		assert_string_equal(e.field, bad[i]);
+	}
 	memset(&e, 0, sizeof(e));
-	assert_int_equal(json_get_bool(o, "one", 1, &v, &present, &e), -1);
-	assert_int_equal(e.status, 422);
-	assert_string_equal(e.field, "one");
-	assert_int_equal(v, 55);
-	memset(&e, 0, sizeof(e));
-	assert_int_equal(json_get_bool(o, "s", 0, &v, NULL, &e), -1);
-	assert_string_equal(e.field, "s");
-
-	present = -1;
-	assert_int_equal(json_get_bool(o, "n", 0, &v, &present, &e), 0);
-	assert_int_equal(present, 0);
-	assert_int_equal(v, 55);
-	memset(&e, 0, sizeof(e));
-	assert_int_equal(json_get_bool(o, "missing", 1, &v, &present, &e), -1);
-	assert_int_equal(present, 0);
+	assert_int_equal(json_get_time(o, "missing", 1, &v, &e), -1);
 	assert_string_equal(e.message, "is required");
 	json_decref(o);
+}
+
+static void test_date_valid(void **state)
+{
+	(void)state;
+	assert_true(date_valid("2026-12-05", 2000, 2100));
+	assert_true(date_valid("2028-02-29", 2000, 2100));
+	assert_true(date_valid("2000-02-29", 2000, 2100));
+	const char *bad[] = { "2026-02-29", "2100-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "2026-1-011",
+			      "2026-+1-01", "2026-01- 1", "2026-01-01 ", "2026-01-01T00:00:00Z", "1999-12-31",
+			      "2101-01-01", "", "20260101" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (date_valid(bad[i], 2000, 2100))
+			fail_msg("\"%s\" should be refused", bad[i]);
 }
 
 static void expect_int64(const char *s, int64_t lo, int64_t hi, int64_t want)
@@ -474,7 +478,8 @@ int main(void)
 		cmocka_unit_test(test_get_int_refuses),
 		cmocka_unit_test(test_get_int_required_and_null),
 		cmocka_unit_test(test_get_str),
-		cmocka_unit_test(test_get_bool),
+		cmocka_unit_test(test_get_time),
+		cmocka_unit_test(test_date_valid),
 		cmocka_unit_test(test_parse_int64),
 	};
 	return cmocka_run_group_tests_name("json", tests, NULL, NULL);

@@ -65,7 +65,6 @@ static void test_not_ready(void **state)
 	nearcache_put("k", "v", 1, 1000);
 	assert_false(has("k", NULL));
 	assert_int_equal(nearcache_count(), 0);
-	nearcache_drop("k");
 	nearcache_drop_variants("k");
 	nearcache_drop_prefix("k");
 	nearcache_clear();
@@ -154,12 +153,12 @@ static void test_drop(void **state)
 	(void)state;
 	nearcache_put("a", "1", 1, 60000);
 	nearcache_put("b", "2", 1, 60000);
-	nearcache_drop("a");
+	nearcache_drop_variants("a");
 	assert_false(has("a", NULL));
 	assert_true(has("b", "2"));
 	assert_int_equal(nearcache_count(), 1);
-	nearcache_drop("a");       /* absent: no-op */
-	nearcache_drop("nothing"); /* absent: no-op */
+	nearcache_drop_variants("a");       /* absent: no-op */
+	nearcache_drop_variants("nothing"); /* absent: no-op */
 	assert_int_equal(nearcache_count(), 1);
 }
 
@@ -375,7 +374,7 @@ static void *hammer(void *p)
 		}
 		case 7:
 			if (i % 64 == 7)
-				nearcache_drop(key);
+				nearcache_drop_variants(key);
 			else if (i % 512 == 15)
 				nearcache_drop_prefix("shared:1");
 			else
@@ -455,7 +454,7 @@ static void test_stale_while_revalidate(void **state)
 	assert_true(has("hot", "v2"));
 	/* an invalidated entry is never served stale */
 	sleep_ms(450);
-	nearcache_drop("hot");
+	nearcache_drop_variants("hot");
 	assert_false(get_or_refresh("hot"));
 	assert_false(get_or_refresh("hot"));
 }
