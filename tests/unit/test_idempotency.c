@@ -104,7 +104,7 @@ static void test_bad_key_is_422_naming_the_header(void **state)
 		struct idem im;
 		buf_reset(&req.res.body);
 		req.res.status = 0;
-		assert_int_equal(idem_begin(&im, &req, NULL, 0), 1);
+		assert_int_equal(idem_begin_or_reply(&im, &req, NULL, 0), -1);
 		assert_int_equal(req.res.status, 422);
 		assert_int_equal(im.tx, 0);
 		request_release(&req);
@@ -256,11 +256,10 @@ static void test_no_key_no_transaction(void **state)
 	struct request req;
 	struct idem im;
 	request_init(&req, NULL, 42, "/api/v1/cards/recharge", "{}");
-	assert_int_equal(idem_begin(&im, &req, NULL, 0), 0);
+	assert_int_equal(idem_begin_or_reply(&im, &req, NULL, 0), 0);
 	assert_null(im.key);
 	assert_int_equal(im.tx, 0);
-	assert_int_equal(idem_commit(&im, &req), 0);
-	idem_abort(&im);
+	assert_int_equal(idem_finish_or_reply(&im, &req, 0, NULL), 0);
 	assert_int_equal(req.res.status, 0);
 	request_release(&req);
 }
