@@ -53,7 +53,7 @@ static const char usage[] =
 	"  simulate [--once] move the demo's vehicles: arrivals pass, fall behind, are added\n"
 	"                   (every SIMULATE_INTERVAL_MS; --once: one step)\n"
 	"  payments expire  mark pending payments past their expiry as expired\n"
-	"  routes           print the route table\n"
+	"  routes [--table] print the route table (--table: handler, access, cache, how it runs)\n"
 	"  config           print the settings below (--markdown: as README.md's table)\n"
 	"  --version        print the version\n"
 	"  --help           print this help\n"
@@ -296,10 +296,41 @@ static int cmd_payments(const struct config *cfg, int argc, char **argv)
 	return rc ? 1 : 0;
 }
 
-static int cmd_routes(void)
+/* Who may call a route, in words. */
+static const char *route_roles(unsigned roles)
 {
-	for (size_t i = 0; i < api_routes_count; i++)
-		printf("%s %s\n", router_method_name(api_routes[i].method), api_routes[i].pattern);
+	switch (roles) {
+	case 0: return "public";
+	case ROLE_ANY: return "signed in";
+	case ROLE_STAFF: return "operator, admin";
+	default: return roles == ROLE_ADMIN ? "admin" : roles == ROLE_OPERATOR ? "operator" : "rider";
+	}
+}
+
+/* "METHOD /pattern" per line; with --table, a Markdown table that also
+ * names each route's handler, who may call it, its cache key and how it
+ * runs (the README's "Where things are" starts from it). */
+static int cmd_routes(int argc, char **argv)
+{
+	int table = argc > 2 && !strcmp(argv[2], "--table");
+	if (table)
+		printf("| route | handler | who | cache key (TTL) | runs |\n|---|---|---|---|---|\n");
+	for (size_t i = 0; i < api_routes_count; i++) {
+		const struct route *r = &api_routes[i];
+		const char *method = router_method_name(r->method);
+		if (!table) {
+			printf("%s %s\n", method, r->pattern);
+			continue;
+		}
+		char cache[128] = "";
+		if (r->cache)
+			snprintf(cache, sizeof(cache), "`%s` (%d s%s)", r->cache->key, r->cache->ttl_s,
+				 r->cache->near ? ", near" : "");
+		printf("| `%s %s` | `%s` | %s | %s | %s%s%s |\n", method, r->pattern, r->handler_name,
+		       route_roles(r->roles), cache,
+		       r->flags & ROUTE_INLINE ? "I/O thread" : r->prepare ? "password pool, worker" : "worker",
+		       r->flags & ROUTE_ASYNC ? ", async" : "", r->lane ? ", card lane" : "");
+	}
 	return 0;
 }
 
@@ -504,7 +535,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "routes"))
-		return cmd_routes();
+		return cmd_routes(argc, argv);
 	if (!strcmp(cmd, "config"))
 		return cmd_config(argc, argv);
 

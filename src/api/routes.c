@@ -11,14 +11,14 @@
 #define V1 "/api/v1"
 
 /* method, pattern, handler, flags, roles allowed (0 = public), cache family */
-#define ROUTE(m, p, h, f, r, c) { .method = (m), .pattern = (p), .handler = (h), .flags = (f), .roles = (r), \
-				  .cache = (c) }
+#define ROUTE(m, p, h, f, r, c) { .method = (m), .pattern = (p), .handler = (h), .handler_name = #h, .flags = (f), \
+				  .roles = (r), .cache = (c) }
 /* a POST that may run asynchronously; check: what it verifies before publishing */
-#define ASYNC(m, p, h, chk, f, r) { .method = (m), .pattern = (p), .handler = (h), .flags = (f) | ROUTE_ASYNC, \
-				    .roles = (r), .check = (chk) }
+#define ASYNC(m, p, h, chk, f, r) { .method = (m), .pattern = (p), .handler = (h), .handler_name = #h, \
+				    .flags = (f) | ROUTE_ASYNC, .roles = (r), .check = (chk) }
 /* an async card write: writes of one card wait in its lane (http/lanes.h); batch: NULL or how a lane's
  * waiting requests run as one */
-#define CARD_WRITE(m, p, h, chk, f, r, batch) { .method = (m), .pattern = (p), .handler = (h), \
+#define CARD_WRITE(m, p, h, chk, f, r, batch) { .method = (m), .pattern = (p), .handler = (h), .handler_name = #h, \
 	.flags = (f) | ROUTE_ASYNC, .roles = (r), .check = (chk), .lane = request_card_lane, .lane_batch = (batch) }
 
 const struct route api_routes[] = {
@@ -58,7 +58,8 @@ const struct route api_routes[] = {
 
 	/* auth and users */
 	/* the password hash runs first, on the password pool (http/hashpool.h) */
-	{ .method = METHOD_POST, .pattern = V1 "/auth/register", .handler = auth_register, .flags = ROUTE_JSON_BODY,
+	{ .method = METHOD_POST, .pattern = V1 "/auth/register", .handler = auth_register,
+	  .handler_name = "auth_register", .flags = ROUTE_JSON_BODY,
 	  .prepare = auth_register_prepare },
 	ROUTE(METHOD_POST, V1 "/auth/login", auth_login, ROUTE_JSON_BODY, 0, NULL),
 	ROUTE(METHOD_POST, V1 "/auth/refresh", auth_refresh, ROUTE_JSON_BODY, 0, NULL),

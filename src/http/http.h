@@ -55,6 +55,7 @@ struct route {
 	enum method method;
 	const char *pattern; /* "/api/v1/stations/{station_id}"; {x} segments are ids ≥ 1 */
 	route_handler handler;
+	const char *handler_name; /* for `transitd routes --table` */
 	unsigned flags;
 	unsigned roles; /* enum role bits allowed; 0 = public */
 	struct cache_family *cache; /* cache-aside family (counts hits), or NULL */
