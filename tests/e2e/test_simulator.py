@@ -4,6 +4,7 @@ of the stations it changed, so that the API and the live streams show them."""
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import requests
@@ -111,9 +112,18 @@ def test_the_loop_steps_and_stops_on_sigterm(database):
     env = dict(os.environ, SIMULATE_INTERVAL_MS="200", LOG_LEVEL="debug")
     p = subprocess.Popen([BIN, "simulate"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True)
-    time.sleep(1.2)
+    # three steps, however slow the machine; then SIGTERM ends it cleanly
+    killer = threading.Timer(60, p.kill)
+    killer.start()
+    seen = []
+    for line in p.stdout:
+        seen.append(line)
+        if sum("arrivals passed" in l for l in seen) >= 3:
+            break
+    killer.cancel()
     p.send_signal(signal.SIGTERM)
     out, _ = p.communicate(timeout=10)
+    out = "".join(seen) + out
     assert p.returncode == 0, out
     assert out.count("arrivals passed") >= 3, out
 
