@@ -86,6 +86,7 @@ from benchlib import (HZ, LUA, ROOT, BenchError, bench_line, get_text, http, mac
 
 ALL_SECTIONS = ("trips", "writes", "auth", "analytics", "rail", "payments", "expiry")
 V1 = "/api/v1"
+APP_NAME = "bench-app"   # the driver's own connections, left out of the wait events
 CLOSED_MSG = "connection closed before the response was sent"
 WRITE_COLS = "status, body, replayed, slug, detail, field, extra, card_id, ref_id"
 # BENCH_* variables of the driver itself, left out of the recorded wrk commands.
@@ -99,7 +100,7 @@ def note(msg):
 
 def whole(env, name, default, message):
     """A positive whole number from the environment, or stop with MESSAGE."""
-    v = env.get(name, str(default))
+    v = env.get(name) or str(default)   # set but empty: the default, as ${VAR:-default}
     if not re.fullmatch(r"[1-9][0-9]*", v):
         raise BenchError(message % v if "%s" in message else message)
     return int(v)
@@ -117,7 +118,7 @@ class Settings:
         self.expiry_s = whole(env, "BENCH_EXPIRY_SECONDS", 60, "BENCH_EXPIRY_SECONDS must be a whole number of seconds")
         self.open_s = whole(env, "BENCH_OPEN_SECONDS", 20, "BENCH_OPEN_SECONDS must be a whole number of seconds")
         self.pay_rounds = whole(env, "BENCH_PAY_ROUNDS", 3, "BENCH_PAY_ROUNDS must be a positive number")
-        self.sections = env.get("BENCH_APP_SECTIONS", " ".join(ALL_SECTIONS)).split()
+        self.sections = (env.get("BENCH_APP_SECTIONS") or " ".join(ALL_SECTIONS)).split()
         for s in self.sections:
             if s not in ALL_SECTIONS:
                 raise BenchError("unknown section '%s' in BENCH_APP_SECTIONS" % s)
@@ -129,11 +130,11 @@ class Settings:
         else:
             self.rail_runs = max(50, -(-2500 * (self.warmup + self.duration) // 180))
         try:
-            self.pg_port = int(env.get("BENCH_PG_PORT", "27432"))
-            self.redis_port = int(env.get("BENCH_REDIS_PORT", "27379"))
-            self.app_port = int(env.get("BENCH_APP_PORT", "27100"))
-            self.app2_port = int(env.get("BENCH_APP2_PORT", "27101"))
-            self.nginx_port = int(env.get("BENCH_NGINX_PORT", "27102"))
+            self.pg_port = int(env.get("BENCH_PG_PORT") or 27432)
+            self.redis_port = int(env.get("BENCH_REDIS_PORT") or 27379)
+            self.app_port = int(env.get("BENCH_APP_PORT") or 27100)
+            self.app2_port = int(env.get("BENCH_APP2_PORT") or 27101)
+            self.nginx_port = int(env.get("BENCH_NGINX_PORT") or 27102)
         except ValueError as e:
             raise BenchError("a BENCH_*_PORT is not a number: %s" % e)
         self.run = os.path.join(ROOT, ".run", "bench-app")
@@ -186,7 +187,8 @@ class Db:
 
     def connect(self):
         self.close()
-        self.conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="transitd", dbname="transitd")
+        self.conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="transitd", dbname="transitd",
+                                     application_name=APP_NAME)
         self.conn.autocommit = True
 
     def close(self):
@@ -277,13 +279,11 @@ class Bench:
             note("nginx rejected its configuration (%s); skipping it" % (t.stderr.splitlines() or [""])[0])
             return None
         proc = start(argv, os.path.join(ngx, "stdout.log"))
-        server = Server("nginx", self.s.N, proc, is_app=False, tree=True)
+        self.nginx = Server("nginx", self.s.N, proc, is_app=False, tree=True)
         if not wait_http(self.s.N + probe, 15, proc):
             note("nginx did not answer on %s; skipping it" % self.s.N)
-            stop(proc, "nginx", note=note)
-            return None
-        self.nginx = server
-        return server
+            self.stop_nginx()
+        return self.nginx
 
     def stop_nginx(self):
         self.stop_server(self.nginx)
@@ -378,8 +378,8 @@ class Bench:
     def pg_waits(self, db):
         """PostgreSQL backends of the benchmark database by state and wait event."""
         rows = db.rows("SELECT count(*), state, coalesce(wait_event_type || ':' || wait_event, 'on CPU') "
-                       "FROM pg_stat_activity WHERE datname = 'transitd' AND pid <> pg_backend_pid() "
-                       "GROUP BY 2, 3 ORDER BY 1 DESC")
+                       "FROM pg_stat_activity WHERE datname = 'transitd' AND application_name <> %s "
+                       "GROUP BY 2, 3 ORDER BY 1 DESC", (APP_NAME,))
         return ["%s %s %s" % tuple("" if v is None else v for v in r) for r in rows]
 
     def pg_top_statements(self, path):
