@@ -60,6 +60,7 @@ again on exit (also on Ctrl-C, SIGTERM or an error), by PID. The summary goes
 to stdout and .run/bench-app/last.txt; raw outputs (wrk, pgbench, top
 snapshots, server logs) to .run/bench-app/out/.
 """
+import base64
 import collections
 import datetime
 import glob
@@ -596,9 +597,15 @@ class Bench:
     # ---- start -----------------------------------------------------------------------
 
     def prepare(self):
-        """Tools, a known state, PostgreSQL + Redis, the seeded data, money for
-        the loads, and transitd A with the three demo tokens."""
-        s = self.s
+        """Everything the sections need, in order."""
+        self.check_tools()
+        self.clean_slate()
+        self.start_services()
+        self.load_data()
+        self.start_main()
+
+    def check_tools(self):
+        """The load tools, enough file descriptors, and a fresh build."""
         for tool in ("wrk", "pgbench", "psql", "curl", "redis-server", "redis-cli", "top"):
             if shutil.which(tool) is None:
                 raise BenchError("%s is not installed (bash scripts/bootstrap.sh --bench)" % tool)
@@ -615,6 +622,10 @@ class Bench:
             raise BenchError("ulimit -n is %d; 1,000 connections need at least 4096" % soft)
         subprocess.run(["make", "-s", "all"], cwd=ROOT, check=True)
 
+    def clean_slate(self):
+        """Servers an earlier run left behind stopped, free ports, and the data
+        directory kept only when it was built from the same db/ files."""
+        s = self.s
         # A run killed hard may have left its servers up in this folder: they
         # are this driver's by construction (data directory and pid file are under run/).
         run = s.run
@@ -640,7 +651,7 @@ class Bench:
         for f in sorted(glob.glob(os.path.join(ROOT, "db/migrations/*.sql"))) + \
                 sorted(glob.glob(os.path.join(ROOT, "db/seed/*.sql"))):
             h.update(open(f, "rb").read())
-        fingerprint = "%s-%d" % (h.hexdigest()[:16], s.scale)
+        self.fingerprint = fingerprint = "%s-%d" % (h.hexdigest()[:16], s.scale)
         fp_file = os.path.join(run, "data.fingerprint")
         pg_dir = os.path.join(run, "pg")
         old = open(fp_file).read().strip() if os.path.exists(fp_file) else ""
@@ -660,12 +671,15 @@ class Bench:
         os.makedirs(s.out)
         os.makedirs(os.path.join(run, "nginx"))
 
+    def start_services(self):
+        """PostgreSQL (with pg_stat_statements) and Redis under run/, and the
+        environment every transitd of the run gets."""
+        s, run, pg_dir = self.s, self.s.run, os.path.join(self.s.run, "pg")
         self.load_before = " ".join(open("/proc/loadavg").read().split()[:3])
         ps = subprocess.run(["ps", "-eo", "pcpu=,pid=,comm=", "--sort=-pcpu"], capture_output=True, text=True).stdout
         busy = [l.split(None, 2) for l in ps.splitlines() if l.strip()]
         self.busy_before = ", ".join("%s(%s%%)" % (c, p) for p, _, c in [b for b in busy if float(b[0]) >= 5][:5])
 
-        # services and data
         self.started_pg = True
         try:
             said = services("pg_start %s/pg %d" % (run, s.pg_port)).strip()
@@ -689,13 +703,18 @@ class Bench:
         self.redis_pid = int(open(os.path.join(run, "redis", "redis.pid")).read())
 
         def secret():
-            return re.sub(r"[/+=\n]", "", __import__("base64").b64encode(os.urandom(48)).decode())[:48]
+            return re.sub(r"[/+=\n]", "", base64.b64encode(os.urandom(48)).decode())[:48]
         self.webhook_secret = secret()
         self.env.update(DATABASE_URL="postgresql://transitd@127.0.0.1:%d/transitd" % s.pg_port,
                         REDIS_URL="redis://127.0.0.1:%d" % s.redis_port, JWT_SECRET=secret(),
                         PAYMENT_WEBHOOK_SECRET=self.webhook_secret, BIND="127.0.0.1", LOG_LEVEL="warn",
                         RATE_LIMIT_PER_MINUTE="0", LOGIN_RATE_PER_ADDRESS="100000", LOGIN_RATE_PER_EMAIL="100000",
                         ACCESS_TOKEN_TTL="86400")
+
+    def load_data(self):
+        """Migrations, the demo and scale data (kept from an earlier run when
+        it can be), the scale cards' range, and money for the loads."""
+        s = self.s
 
         def transitd(name, *args):
             with open(self.path(name + ".log"), "w") as log:
@@ -713,8 +732,8 @@ class Bench:
         note("seed --scale %d (a minute or two on a fresh database)" % s.scale)
         transitd("seed-scale", "seed", "--scale", str(s.scale))
         seed_s = int(time.monotonic() - t0)
-        with open(fp_file, "w") as f:
-            f.write(fingerprint + "\n")
+        with open(os.path.join(s.run, "data.fingerprint"), "w") as f:
+            f.write(self.fingerprint + "\n")
         if self.data_note == "fresh":
             self.data_note = "fresh (seed --scale %d took %d s)" % (s.scale, seed_s)
 
@@ -740,6 +759,9 @@ class Bench:
             UPDATE cards c SET balance = c.balance + t.amount FROM topup t WHERE c.card_id = t.card_id;
             COMMIT;""", {"lo": self.card_lo, "hi": self.card_hi})
 
+    def start_main(self):
+        """transitd A, the demo accounts' tokens, and route 3's stops."""
+        s = self.s
         self.app = self.start_app("transitd A", s.app_port, "transitd-a.log")
         if not wait_http(s.A + "/livez", 30, self.app.proc):
             sys.stderr.write("\n".join(open(self.app.log).read().splitlines()[-20:]) + "\n")
