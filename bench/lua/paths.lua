@@ -11,8 +11,13 @@ local token = os.getenv("BENCH_TOKEN")
 local headers = {}
 if token and token ~= "" then headers["Authorization"] = "Bearer " .. token end
 local reqs = {}
-for i, p in ipairs(paths) do reqs[i] = wrk.format("GET", p, headers) end
 local i = 0
+
+-- Requests are made in init(): wrk sets the Host header only then, and an
+-- HTTP/1.1 request without one is answered 400.
+function init(args)
+  for n, p in ipairs(paths) do reqs[n] = wrk.format("GET", p, headers) end
+end
 
 function request()
   i = i % #reqs + 1
