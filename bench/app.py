@@ -1644,6 +1644,9 @@ def run(b):
 def main():
     os.chdir(ROOT)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ctrl-C stops the run and what it started, even when started from a
+    # shell that had SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     bench, rc = None, 1
     try:
         bench = Bench(Settings(os.environ))
