@@ -142,7 +142,7 @@ bench:
 	@bash bench/run.sh
 
 bench-app:
-	@bash bench/app.sh
+	@/usr/bin/python3 bench/app.py
 
 bench-cluster:
 	@bash bench/cluster.sh

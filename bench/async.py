@@ -1,6 +1,5 @@
 #!/usr/bin/python3
-"""Asynchronous commands against synchronous ones (`make bench-async`, also
-the last section of `make bench-app`).
+"""Asynchronous commands against synchronous ones (`make bench-async`).
 
 On private services (PostgreSQL, Redis, a RabbitMQ node) it measures, with
 wrk and the recharge of bench/lua/recharge.lua on 1,000 cards:

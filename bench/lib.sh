@@ -1,4 +1,4 @@
-# Helpers shared by bench/run.sh and bench/app.sh (both define note and die).
+# Helpers of bench/run.sh (which defines note and die).
 
 # wait_http URL SECONDS PID: until URL answers 200, or fail if PID has exited.
 wait_http() {

@@ -2,7 +2,7 @@
 --   BENCH_TOKEN  access token sent as "Authorization: Bearer ..." (unset: none)
 -- No request() or response() callback: wrk sends its prebuilt request and
 -- parses nothing into Lua, so the client costs as little CPU as it can.
--- done() prints one line that bench/app.sh reads:
+-- done() prints one line that bench/app.py reads:
 --   BENCH requests=N seconds=S rps=R p50_ms= p95_ms= p99_ms= non2xx= sock_errors=
 local token = os.getenv("BENCH_TOKEN")
 if token and token ~= "" then

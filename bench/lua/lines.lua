@@ -1,4 +1,4 @@
--- POSTs read from a file that bench/app.sh wrote, each sent once: tap-ins
+-- POSTs read from a file that bench/app.py wrote, each sent once: tap-ins
 -- of cards that have no open trip, tap-outs of open trips, cancellations of
 -- confirmed bookings (requests that can succeed only once).
 --   BENCH_LINES    file, one request a line: "<path>\t<JSON body>" (body may be empty)

@@ -10,11 +10,11 @@ end
 local token = os.getenv("BENCH_TOKEN")
 local headers = {}
 if token and token ~= "" then headers["Authorization"] = "Bearer " .. token end
--- Built in init(): wrk fills in the Host header only once the script is
--- loaded, and transitd answers a request without Host 400.
 local reqs = {}
 local i = 0
 
+-- Requests are made in init(): wrk sets the Host header only then, and an
+-- HTTP/1.1 request without one is answered 400.
 function init(args)
   for n, p in ipairs(paths) do reqs[n] = wrk.format("GET", p, headers) end
 end

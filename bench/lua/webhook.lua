@@ -1,5 +1,5 @@
 -- Payment provider webhook deliveries for wrk: POST /api/v1/payments/webhook,
--- each a signed event read from a file that bench/app.sh wrote (signing in
+-- each a signed event read from a file that bench/app.py wrote (signing in
 -- Lua would make wrk the bottleneck).
 --   BENCH_DELIVERIES  file, one delivery a line: "<Payment-Signature>\t<JSON body>"
 --   BENCH_THREADS     wrk's -t: thread i sends lines i, i + n, i + 2n, ...
