@@ -28,6 +28,19 @@ def test_routes_command():
     assert len(lines) == len(set(lines)), "duplicate routes"
 
 
+def test_routes_table_names_each_routes_handler_and_cache():
+    plain = run_cli("routes").stdout.splitlines()
+    lines = run_cli("routes", "--table").stdout.splitlines()
+    assert lines[0].startswith("| route | handler |"), lines[:2]
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in lines[2:]]
+    assert [r[0] for r in rows] == ["`%s`" % p for p in plain]
+    assert all(re.fullmatch(r"`[a-z_]+`", r[1]) for r in rows), rows
+    by_route = {r[0]: r for r in rows}
+    assert by_route["`GET /api/v1/cards/{card_id}/balance`"][3].startswith("`card:{}:balance`")
+    assert "card lane" in by_route["`POST /api/v1/cards/recharge`"][4]
+    assert by_route["`GET /health`"][4] == "I/O thread"
+
+
 @pytest.mark.parametrize("value", ["abc", "100", "-1", "1e9", "64k", "99999999999999999999"])
 def test_bad_max_body_bytes_exits_2(value):
     p = run_bin("serve", env={"MAX_BODY_BYTES": value, "PORT": str(free_port())})
