@@ -53,14 +53,19 @@ void worker_invalidate(struct worker *w, struct arena *a, const char *const *key
 	cache_invalidate(&w->redis, a, keys, n, lsn);
 }
 
+/* Each handler (or lane batch) starts reading from the primary. */
+static void read_state_reset(struct worker *w)
+{
+	w->read_on_replica = 0;
+	w->read_lsn = 0;
+	w->read_used_replica = 0;
+}
+
 /* Runs requests (one, or a batch of one lane) and hands each back. */
 static void run(struct worker *w, struct request **reqs, int n)
 {
 	struct request *go[LANE_BATCH_MAX];
 	int m = 0;
-	w->read_on_replica = 0;
-	w->read_lsn = 0;
-	w->read_used_replica = 0;
 	for (int i = 0; i < n; i++) {
 		if (!q.ops.admit || q.ops.admit(reqs[i], w) == 0)
 			go[m++] = reqs[i];
@@ -71,15 +76,13 @@ static void run(struct worker *w, struct request **reqs, int n)
 		int j = i + 1;
 		while (j < m && go[j]->route == go[i]->route)
 			j++;
+		read_state_reset(w);
 		if (j - i > 1 && go[i]->route->lane_batch) {
 			go[i]->route->lane_batch(go + i, j - i, w);
 			i = j;
 			continue;
 		}
 		struct request *req = go[i++];
-		w->read_on_replica = 0;
-		w->read_lsn = 0;
-		w->read_used_replica = 0;
 		(req->async ? q.ops.async_run : req->route->handler)(req, w);
 	}
 	for (int i = 0; i < n; i++) {

@@ -93,6 +93,22 @@ static void test_header_check(void **state)
 	assert_false(token_header_is_hs256("!!!!.e30.x"));
 }
 
+/* Tokens made by hand, to say exactly what a client may send. */
+#define SECRET "test-secret-Qm9Yx3Lk8Zp2Wv7Rt5Nc1Hs6Jd4Fg0BaE"
+#define OTHER_SECRET "other-secret-Vb3Nq8Rw1Ty6Ui9Op2As5Df7Gh4Jk0Lz"
+
+static void configure(int ttl)
+{
+	static struct config c;
+	memset(&c, 0, sizeof(c));
+	c.jwt_secret = SECRET;
+	c.access_token_ttl_s = ttl;
+	char err[256];
+	assert_int_equal(auth_configure(&c, err, sizeof(err)), 0);
+	revocation_clear();
+	revocation_set_current(1);
+}
+
 /* Verified tokens are remembered by a digest of their bytes: a second
  * verification agrees with the first, any other bytes are verified afresh
  * (a forged signature stays forged), and a remembered token is still
@@ -100,14 +116,7 @@ static void test_header_check(void **state)
 static void test_verified_tokens_remembered(void **state)
 {
 	(void)state;
-	static struct config c;
-	memset(&c, 0, sizeof(c));
-	c.jwt_secret = "test-secret-Qm9Yx3Lk8Zp2Wv7Rt5Nc1Hs6Jd4Fg0BaE";
-	c.access_token_ttl_s = 600;
-	char err[256];
-	assert_int_equal(auth_configure(&c, err, sizeof(err)), 0);
-	revocation_clear();
-	revocation_set_current(1);
+	configure(600);
 	char fam[48], jti[48];
 	int64_t exp;
 	token_random(fam);
@@ -148,14 +157,7 @@ static void test_verified_tokens_remembered(void **state)
 static void test_remembered_token_expires(void **state)
 {
 	(void)state;
-	static struct config c;
-	memset(&c, 0, sizeof(c));
-	c.jwt_secret = "test-secret-Qm9Yx3Lk8Zp2Wv7Rt5Nc1Hs6Jd4Fg0BaE";
-	c.access_token_ttl_s = 1;
-	char err[256];
-	assert_int_equal(auth_configure(&c, err, sizeof(err)), 0);
-	revocation_clear();
-	revocation_set_current(1);
+	configure(1);
 	char fam[48], jti[48];
 	int64_t exp;
 	token_random(fam);
@@ -168,21 +170,6 @@ static void test_remembered_token_expires(void **state)
 	free(tok);
 }
 
-/* Tokens made by hand, to say exactly what a client may send. */
-#define SECRET "test-secret-Qm9Yx3Lk8Zp2Wv7Rt5Nc1Hs6Jd4Fg0BaE"
-#define OTHER_SECRET "other-secret-Vb3Nq8Rw1Ty6Ui9Op2As5Df7Gh4Jk0Lz"
-
-static void configure(int ttl)
-{
-	static struct config c;
-	memset(&c, 0, sizeof(c));
-	c.jwt_secret = SECRET;
-	c.access_token_ttl_s = ttl;
-	char err[256];
-	assert_int_equal(auth_configure(&c, err, sizeof(err)), 0);
-	revocation_clear();
-	revocation_set_current(1);
-}
 
 static void b64url(struct buf *b, const void *raw, size_t n)
 {
