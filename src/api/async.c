@@ -33,6 +33,7 @@ static struct {
 	struct consumer *consumers;
 	int n;
 	int stopping;
+	int lose_confirms_ms; /* tests only: a confirmed publish is reported unconfirmed after this wait */
 	long unacked;
 	unsigned long published, confirmed, refused, consumed, succeeded, failed, retried, dead_lettered;
 	unsigned long latency_buckets[8]; /* publish to outcome, ms: 5 10 25 50 100 250 1000 +Inf */
@@ -74,6 +75,18 @@ static void accepted(struct request *req, int64_t id, int replayed)
 	reply_header(req, "Location", arena_printf(&req->arena, "/api/v1/operations/%lld", (long long)id));
 	if (replayed)
 		reply_header(req, "Idempotent-Replayed", "true");
+}
+
+/* TRANSITD_TEST_LOSE_CONFIRMS=ms (tests only): the broker took the message
+ * but its confirm is "lost", as when the broker stops before sending it. */
+static int lost_confirm(struct api_error *e)
+{
+	if (!A.lose_confirms_ms)
+		return 0;
+	sleep_ms(A.lose_confirms_ms);
+	api_fail(e, "unavailable", "the message broker is unavailable; retry shortly");
+	e->retry_after = 1;
+	return -1;
 }
 
 void async_submit(struct request *req, struct worker *w)
@@ -128,13 +141,20 @@ void async_submit(struct request *req, struct worker *w)
 		 (long long)wall_ms());
 	count(&A.published);
 	if (broker_publish(&w->broker, msg, strlen(msg), arena_printf(&req->arena, "op-%lld", (long long)op.id),
-			   &e)) {
-		count(&A.refused);
+			   &e) ||
+	    lost_confirm(&e)) {
 		struct buf doc = BUF_INIT;
 		problem_render(&doc, &e, req->path, req->request_id);
 		struct api_error ignored;
-		operation_finish(&w->primary, &req->arena, op.id, e.status, doc.ptr, &ignored);
+		int refused = 1; /* when even that cannot be recorded, the caller is told 503 */
+		operation_refuse(&w->primary, &req->arena, op.id, doc.ptr, &refused, &ignored);
 		buf_release(&doc);
+		if (!refused) { /* a consumer has claimed it: the broker took it after all */
+			count(&A.confirmed);
+			accepted(req, op.id, 0);
+			return;
+		}
+		count(&A.refused);
 		if (A.cfg->async_fallback_sync) { /* failed, so a late delivery is skipped: answer now */
 			req->route->handler(req, w);
 			return;
@@ -224,7 +244,7 @@ static int apply(struct consumer *c, const struct broker_message *m)
 		struct arena a;
 		arena_init(&a);
 		struct operation op;
-		int rc = operation_load(&c->w.primary, &a, id, &op, &e);
+		int rc = operation_claim(&c->w.primary, &a, id, &op, &e);
 		if (rc && e.status == 503 && !__atomic_load_n(&A.stopping, __ATOMIC_ACQUIRE)) {
 			arena_release(&a);
 			sleep_ms(RETRY_WAIT_MS);
@@ -337,6 +357,8 @@ int async_start(const struct config *cfg, const struct route *routes, size_t nro
 	A.cfg = cfg;
 	A.routes = routes;
 	A.nroutes = nroutes;
+	const char *lose = getenv("TRANSITD_TEST_LOSE_CONFIRMS");
+	A.lose_confirms_ms = lose ? atoi(lose) : 0;
 	if (!*cfg->amqp_url || cfg->async_consumers == 0)
 		return 0;
 	A.n = cfg->async_consumers + 1; /* and one for the dead letters */

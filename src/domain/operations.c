@@ -7,7 +7,7 @@
 #include "document.h"
 #include "../core/banned.h"
 
-enum { CREATE, FIND, RETRY, LOAD, FINISH, GET };
+enum { CREATE, FIND, RETRY, CLAIM, REFUSE, FINISH, GET };
 
 static const struct sql_stmt stmts[] = {
 	[CREATE] = { "op_create",
@@ -19,11 +19,15 @@ static const struct sql_stmt stmts[] = {
 		"SELECT operation_id, request_hash, status, status = 'failed' AND http_status = 503 FROM operations"
 		" WHERE scope = $1 AND idempotency_key = $2" },
 	[RETRY] = { "op_retry",
-		"UPDATE operations SET status = 'pending', http_status = NULL, error = NULL, finished_at = NULL"
+		"UPDATE operations SET status = 'pending', http_status = NULL, error = NULL, finished_at = NULL,"
+		" claimed_at = NULL"
 		" WHERE operation_id = $1 AND status = 'failed' AND http_status = 503 RETURNING operation_id" },
-	[LOAD] = { "op_load",
-		"SELECT status, coalesce(user_id, 0), role, method, route, path, request FROM operations"
-		" WHERE operation_id = $1" },
+	[CLAIM] = { "op_claim",
+		"UPDATE operations SET claimed_at = coalesce(claimed_at, now()) WHERE operation_id = $1"
+		" RETURNING status, coalesce(user_id, 0), role, method, route, path, request" },
+	[REFUSE] = { "op_refuse",
+		"UPDATE operations SET status = 'failed', http_status = 503, error = $2::jsonb, finished_at = now()"
+		" WHERE operation_id = $1 AND status = 'pending' AND claimed_at IS NULL RETURNING 1" },
 	[FINISH] = { "op_finish",
 		"UPDATE operations SET status = CASE WHEN $2 BETWEEN 200 AND 299 THEN 'succeeded' ELSE 'failed' END,"
 		" http_status = $2,"
@@ -76,10 +80,10 @@ int operation_retry(struct pg *db, struct arena *a, int64_t id, int *again, stru
 	return 0;
 }
 
-int operation_load(struct pg *db, struct arena *a, int64_t id, struct operation *op, struct api_error *err)
+int operation_claim(struct pg *db, struct arena *a, int64_t id, struct operation *op, struct api_error *err)
 {
 	const char *v[] = { pg_int(a, id) };
-	PGresult *r = pg_exec(db, a, &stmts[LOAD], 1, v, err);
+	PGresult *r = pg_exec(db, a, &stmts[CLAIM], 1, v, err);
 	if (!r)
 		return -1;
 	if (PQntuples(r) != 1)
@@ -93,6 +97,17 @@ int operation_load(struct pg *db, struct arena *a, int64_t id, struct operation 
 	op->route = PQgetvalue(r, 0, 4);
 	op->path = PQgetvalue(r, 0, 5);
 	op->request = PQgetvalue(r, 0, 6);
+	return 0;
+}
+
+int operation_refuse(struct pg *db, struct arena *a, int64_t id, const char *problem, int *refused,
+		     struct api_error *err)
+{
+	const char *v[] = { pg_int(a, id), problem };
+	PGresult *r = pg_exec(db, a, &stmts[REFUSE], 2, v, err);
+	if (!r)
+		return -1;
+	*refused = PQntuples(r) == 1;
 	return 0;
 }
 

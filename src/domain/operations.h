@@ -31,8 +31,17 @@ int operation_create(struct pg *db, struct arena *a, struct operation *op, int *
  * pending again for a retry with the same key: *again is 1 when this caller
  * may publish it again. */
 int operation_retry(struct pg *db, struct arena *a, int64_t id, int *again, struct api_error *err);
-/* Loads what a consumer needs; 404 when there is no such operation. */
-int operation_load(struct pg *db, struct arena *a, int64_t id, struct operation *op, struct api_error *err);
+/* Marks the operation as taken by a consumer and loads what the consumer
+ * needs (apply it only while its status is pending); 404 when there is no
+ * such operation. */
+int operation_claim(struct pg *db, struct arena *a, int64_t id, struct operation *op, struct api_error *err);
+/*
+ * The broker did not confirm the command: it ends failed with the 503
+ * problem document unless a consumer has claimed it. *refused is 0 when a
+ * consumer has it (the broker did take it: the command is accepted).
+ */
+int operation_refuse(struct pg *db, struct arena *a, int64_t id, const char *problem, int *refused,
+		     struct api_error *err);
 /*
  * Records the outcome: succeeded with the result document, or failed with
  * the problem document. Success wins over an earlier failure (the effect is

@@ -240,6 +240,39 @@ def test_sigkill_between_apply_and_ack(spawn, operator, db, queue):
     assert ledger_ok(db, card)
 
 
+def test_lost_confirm_of_a_delivered_command_answers_202(spawn, operator, db, queue):
+    """The broker took the command and a consumer claimed it, but the
+    publisher never got the confirm: the command is in effect, so the caller
+    is told 202 (never 503 for something that happened)."""
+    lossy = spawn(AMQP_QUEUE=queue, TRANSITD_TEST_LOSE_CONFIRMS=1500)
+    card = new_card(lossy.url, operator)
+    r = recharge_async(lossy.url, operator, card, 3000)
+    assert outcome(lossy.url, operator, r.headers["Location"])["status"] == "succeeded"
+    assert db_scalar(db, "SELECT balance FROM cards WHERE card_id = %s", card) == 3000
+    assert ledger_ok(db, card)
+
+
+def test_lost_confirm_of_an_unclaimed_command_has_no_effect(spawn, operator, db, queue):
+    """No consumer had claimed the command when the publisher gave up on its
+    confirm: the caller is told 503, and the message delivered later is
+    skipped; a retry with the same key then applies it once."""
+    lossy = spawn(AMQP_QUEUE=queue, ASYNC_CONSUMERS=0, TRANSITD_TEST_LOSE_CONFIRMS=1)
+    card = new_card(lossy.url, operator)
+    key = uuid.uuid4().hex
+    r = recharge_async(lossy.url, operator, card, 3000, key=key, expect=503)
+    assert r.headers["Retry-After"]
+    op = db_scalar(db, "SELECT operation_id FROM operations WHERE idempotency_key = %s", key)
+    consumer = spawn(AMQP_QUEUE=queue)
+    assert poll(lambda: db_scalar(db, "SELECT claimed_at IS NOT NULL FROM operations WHERE operation_id = %s",
+                                  op), timeout=30), "the late message was never delivered"
+    assert db_scalar(db, "SELECT status FROM operations WHERE operation_id = %s", op) == "failed"
+    assert db_scalar(db, "SELECT count(*) FROM recharges WHERE card_id = %s", card) == 0
+    r = recharge_async(consumer.url, operator, card, 3000, key=key)
+    assert outcome(consumer.url, operator, r.headers["Location"])["status"] == "succeeded"
+    assert db_scalar(db, "SELECT balance FROM cards WHERE card_id = %s", card) == 3000
+    assert ledger_ok(db, card)
+
+
 def test_broker_restart_during_a_burst(base, operator, db):
     """Every 202 is applied exactly once; what the broker could not confirm
     was answered 503 and has no effect."""
