@@ -191,14 +191,34 @@ int token_header_is_hs256(const char *token)
 	return ok;
 }
 
-static int copy_claim(jwt_t *jwt, const char *name, char *out, size_t len)
+static int copy_claim(json_t *claims, const char *name, char *out, size_t len)
 {
-	const char *v = jwt_get_grant(jwt, name);
+	const char *v = json_string_value(json_object_get(claims, name));
 	if (!v || !*v || strlen(v) >= len)
 		return -1;
 	snprintf(out, len, "%s", v);
 	return 0;
 }
+
+/* A claim that must be a JSON integer in [lo, hi]; absent: *out = dflt, or
+ * -1 when dflt is NO_DEFAULT. (libjwt reads a string or a fraction as 0.) */
+#define NO_DEFAULT INT64_MIN
+static int int_claim(json_t *claims, const char *name, int64_t lo, int64_t hi, int64_t dflt, int64_t *out)
+{
+	json_t *v = json_object_get(claims, name);
+	if (!v && dflt != NO_DEFAULT) {
+		*out = dflt;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/* Instances' clocks may differ by this much: a token issued by one is not
+ * refused by another as issued in the future. */
+#define CLOCK_SKEW_S 60
 
 /* Signature, algorithm, claims and expiry: what depends only on the token's
  * bytes (and the clock). */
@@ -210,28 +230,26 @@ static enum token_result verify_signed(const char *token, struct principal *p)
 	if (jwt_decode(&jwt, token, (const unsigned char *)cfg->jwt_secret, (int)secret_len) || !jwt)
 		return TOKEN_INVALID;
 	enum token_result rc = TOKEN_INVALID;
+	char *text = jwt_get_alg(jwt) == JWT_ALG_HS256 ? jwt_get_grants_json(jwt, NULL) : NULL;
+	json_t *claims = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	free(text);
+	int64_t now = (int64_t)time(NULL), iat, nbf;
 	char sub[24], role[16];
-	if (jwt_get_alg(jwt) != JWT_ALG_HS256 || copy_claim(jwt, "sub", sub, sizeof(sub)) ||
-	    copy_claim(jwt, "role", role, sizeof(role)) || copy_claim(jwt, "jti", p->jti, sizeof(p->jti)) ||
-	    copy_claim(jwt, "fam", p->fam, sizeof(p->fam)))
+	if (!json_is_object(claims) || copy_claim(claims, "sub", sub, sizeof(sub)) ||
+	    copy_claim(claims, "role", role, sizeof(role)) || copy_claim(claims, "jti", p->jti, sizeof(p->jti)) ||
+	    copy_claim(claims, "fam", p->fam, sizeof(p->fam)) ||
+	    /* issued at most CLOCK_SKEW_S ahead, and as a time in ms it must fit */
+	    int_claim(claims, "iat", 0, now + CLOCK_SKEW_S, NO_DEFAULT, &iat) ||
+	    int_claim(claims, "nbf", INT64_MIN + 1, now + CLOCK_SKEW_S, 0, &nbf) ||
+	    int_claim(claims, "exp", INT64_MIN + 1, INT64_MAX, NO_DEFAULT, &p->exp) ||
+	    /* issued at, in ms: tokens from before the "ims" claim use iat */
+	    int_claim(claims, "ims", 0, (now + CLOCK_SKEW_S) * 1000, iat * 1000, &p->issued_ms))
 		goto out;
-	errno = 0;
-	long iat = jwt_get_grant_int(jwt, "iat");
-	if (errno || iat < 0 || iat > INT64_MAX / 1000) /* a time in ms must fit */
-		goto out;
-	p->exp = jwt_get_grant_int(jwt, "exp");
-	if (errno)
-		goto out;
-	/* Issued at, in ms: tokens from before the "ims" claim use iat. */
-	p->issued_ms = jwt_get_grant_int(jwt, "ims");
-	if (errno) {
-		errno = 0;
-		p->issued_ms = (int64_t)iat * 1000;
-	}
 	if (parse_int64(sub, 1, INT64_MAX, &p->user_id) || !(p->role = role_parse(role)))
 		goto out;
-	rc = p->exp <= time(NULL) ? TOKEN_EXPIRED : TOKEN_OK;
+	rc = p->exp <= now ? TOKEN_EXPIRED : TOKEN_OK;
 out:
+	json_decref(claims);
 	jwt_free(jwt);
 	return rc;
 }

@@ -459,6 +459,12 @@ static void test_wrong_claims_refused(void **state)
 		{ "exp", NULL },	  { "iat", NULL },	    { "jti", NULL },
 		/* An issue time that is no time in milliseconds. */
 		{ "iat", "-1" },	  { "iat", "9223372036854775807" },
+		/* Times that are not whole numbers (libjwt alone reads them as 0). */
+		{ "iat", "\"1700000000\"" }, { "iat", "1.5" },	    { "iat", "null" },
+		{ "exp", "\"tomorrow\"" },   { "exp", "null" },	    { "exp", "1e12" },
+		{ "ims", "\"0\"" },	  { "ims", "-1" },
+		/* Issued more than a minute in the future, by its iat or ims. */
+		{ "iat", "99999999999" }, { "ims", "99999999999000" },
 		{ "jti", "\"\"" },
 		{ "jti", "1" },		  { "fam", NULL },	    { "fam", "\"\"" },
 		/* 48 characters: one more than a jti or family id can hold. */
@@ -468,9 +474,18 @@ static void test_wrong_claims_refused(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (verify_claims_with(cases[i][0], cases[i][1]) != TOKEN_INVALID)
 			fail_msg("accepted %s = %s", cases[i][0], cases[i][1] ? cases[i][1] : "(missing)");
-	/* libjwt reads an exp that is not a number as 0: refused, as expired. */
-	assert_int_not_equal(verify_claims_with("exp", "\"tomorrow\""), TOKEN_OK);
-	assert_int_not_equal(verify_claims_with("exp", "null"), TOKEN_OK);
+	/* Not valid before nbf (beyond the clocks' skew); nbf past or now: valid. */
+	long long now = (long long)time(NULL);
+	char *later = claims(600, ",\"nbf\":99999999999"), *earlier = claims(600, ",\"nbf\":1");
+	assert_int_equal(verify_forged(HS256, later, SECRET, 0), TOKEN_INVALID);
+	assert_int_equal(verify_forged(HS256, earlier, SECRET, 0), TOKEN_OK);
+	free(later);
+	free(earlier);
+	char skew[48];
+	snprintf(skew, sizeof(skew), ",\"nbf\":%lld", now + 30); /* within the skew */
+	char *close = claims(600, skew);
+	assert_int_equal(verify_forged(HS256, close, SECRET, 0), TOKEN_OK);
+	free(close);
 	/* Each role transitd issues is read as itself. */
 	const char *roles[] = { "\"rider\"", "\"operator\"", "\"admin\"" };
 	enum role want[] = { ROLE_RIDER, ROLE_OPERATOR, ROLE_ADMIN };
