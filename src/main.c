@@ -18,6 +18,7 @@
 #include "core/metrics.h"
 #include "core/xalloc.h"
 #include "api/idempotency.h"
+#include "api/keys.h"
 #include "auth/auth.h"
 #include "auth/session.h"
 #include "domain/rail.h"
@@ -196,7 +197,7 @@ static void invalidate_arrivals(struct redis *redis, struct arena *a, const char
 	size_t n = 0;
 	for (const char *p = ids; *p;) {
 		size_t len = strcspn(p, ",");
-		keys[n++] = arena_printf(a, "station:%.*s:arrivals", (int)len, p);
+		keys[n++] = family_key(a, &family_arrivals, strtoll(p, NULL, 10));
 		p += len + (p[len] == ',');
 		if (n == sizeof(keys) / sizeof(keys[0]) || !*p) {
 			cache_invalidate(redis, a, keys, n, lsn);

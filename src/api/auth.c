@@ -140,10 +140,7 @@ static int login_turn_or_reply(struct request *req, struct worker *w, const char
 			       arena_printf(&req->arena, "%lld", (long long)wall_ms()),
 			       arena_printf(&req->arena, "%d", cfg->login_slowdown_after),
 			       arena_printf(&req->arena, "%d", cfg->login_slowdown_max_s * 1000) };
-	size_t lens[sizeof(argv) / sizeof(argv[0])];
-	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
-		lens[i] = strlen(argv[i]);
-	redisReply *rep = redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+	redisReply *rep = redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
 	if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer <= 0)
 		return 0;
 	struct api_error e;

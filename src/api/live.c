@@ -99,6 +99,9 @@ static int snapshot(struct pg *db, struct arena *a, int64_t station_id, int arri
 	return rc;
 }
 
+/* The stream topic of a station's live board (evloop_publish fans out by it). */
+#define TOPIC_FMT "station:%lld"
+
 void station_live(struct request *req, struct worker *w)
 {
 	struct api_error e;
@@ -111,7 +114,7 @@ void station_live(struct request *req, struct worker *w)
 	if (snapshot(&w->primary, &req->arena, id, 1, 1, out, &e))
 		goto fail;
 	req->res.content_type = "text/event-stream";
-	req->res.stream_topic = arena_printf(&req->arena, "station:%lld", (long long)id);
+	req->res.stream_topic = arena_printf(&req->arena, TOPIC_FMT, (long long)id);
 	pthread_mutex_lock(&V.lock);
 	struct board *b = board_of(id, 1);
 	b->streams++;
@@ -202,7 +205,7 @@ static void *live_main(void *arg)
 			struct buf events = BUF_INIT;
 			arena_init(&a);
 			char topic[48];
-			snprintf(topic, sizeof(topic), "station:%lld", (long long)station);
+			snprintf(topic, sizeof(topic), TOPIC_FMT, (long long)station);
 			int64_t next_change = 0;
 			if (snapshot(&db, &a, station, arrivals, alerts, &events, &e) == 0) {
 				evloop_publish(topic, events.ptr, events.len);

@@ -75,10 +75,7 @@ enum session_result session_rotate(struct redis *r, struct arena *a, const char 
 			       arena_printf(a, "%sfamrevoked:", cache_prefix()),
 			       arena_printf(a, "%srevoked", cache_prefix()),
 			       arena_printf(a, "%lld", (long long)auth_refresh_ttl()), revoked_until, channel(a) };
-	size_t lens[sizeof(argv) / sizeof(argv[0])];
-	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
-		lens[i] = strlen(argv[i]);
-	redisReply *rep = redis_commandv(r, a, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+	redisReply *rep = redis_commandv(r, a, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
 		return SESSION_UNAVAILABLE;
 	long long code = rep->element[0]->integer;

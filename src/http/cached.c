@@ -93,10 +93,7 @@ static const char *lease_take(struct request *req, struct worker *w, uint64_t *l
 	const char *argv[] = { "EVAL", lease_lua, "2", lease_key(req),
 			       cache_lsn_key(&req->arena, req->cache_key + strlen(cache_prefix())), lease_field(req),
 			       token };
-	size_t lens[sizeof(argv) / sizeof(argv[0])];
-	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
-		lens[i] = strlen(argv[i]);
-	redisReply *rep = redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+	redisReply *rep = redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
 	if (!rep || rep->type != REDIS_REPLY_STRING)
 		return NULL;
 	*lsn = strtoull(rep->str, NULL, 10);
@@ -113,10 +110,7 @@ static const char release_lua[] =
 static void lease_release(struct request *req, struct worker *w, const char *token)
 {
 	const char *argv[] = { "EVAL", release_lua, "1", lease_key(req), lease_field(req), token };
-	size_t lens[sizeof(argv) / sizeof(argv[0])];
-	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
-		lens[i] = strlen(argv[i]);
-	redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+	redis_commandv(&w->redis, &req->arena, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
 }
 
 /* 1 when the value was cached, 0 when a write invalidated the key meanwhile. */

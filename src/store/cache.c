@@ -118,16 +118,13 @@ void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys,
 		return;
 	if (lsn) {
 		const char **margv = arena_alloc(a, (n + 4) * sizeof(*margv));
-		size_t *mlens = arena_alloc(a, (n + 4) * sizeof(*mlens));
 		margv[0] = "EVAL";
 		margv[1] = mark_lua;
 		margv[2] = arena_printf(a, "%zu", n);
 		for (size_t i = 0; i < n; i++)
 			margv[3 + i] = cache_lsn_key(a, keys[i]);
 		margv[3 + n] = arena_printf(a, "%llu", (unsigned long long)lsn);
-		for (size_t i = 0; i < n + 4; i++)
-			mlens[i] = strlen(margv[i]);
-		redis_commandv(r, a, (int)n + 4, margv, mlens);
+		redis_commandv(r, a, (int)n + 4, margv, NULL);
 	}
 	/* One script deletes the keys and their fill leases (see http/cached.c)
 	 * and publishes their names; then a PING. Redis writes a PUBLISH's
@@ -137,7 +134,6 @@ void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys,
 	 * checks its socket before answering from memory
 	 * (cache_invalidations_settled) cannot miss it. */
 	const char **argv = arena_alloc(a, (2 * n + 5) * sizeof(*argv));
-	size_t *lens = arena_alloc(a, (2 * n + 5) * sizeof(*lens));
 	struct buf msg = BUF_INIT;
 	argv[0] = "EVAL";
 	argv[1] = unlink_publish_lua;
@@ -152,9 +148,7 @@ void cache_invalidate(struct redis *r, struct arena *a, const char *const *keys,
 	}
 	argv[3 + 2 * n] = channel;
 	argv[4 + 2 * n] = msg.ptr;
-	for (size_t i = 0; i < 2 * n + 5; i++)
-		lens[i] = strlen(argv[i]);
-	if (redis_commandv(r, a, (int)(2 * n) + 5, argv, lens))
+	if (redis_commandv(r, a, (int)(2 * n) + 5, argv, NULL))
 		redis_command(r, a, "PING");
 	buf_release(&msg);
 }

@@ -36,7 +36,8 @@ void redis_close(struct redis *r);
  * error. May block for at most REDIS_TIMEOUT_MS (twice on reconnect).
  */
 redisReply *redis_command(struct redis *r, struct arena *a, const char *fmt, ...);
-/* The same with argc arguments of lens[i] bytes each (binary-safe). */
+/* The same with argc arguments of lens[i] bytes each (binary-safe); with
+ * lens NULL, each argument is a C string. */
 redisReply *redis_commandv(struct redis *r, struct arena *a, int argc, const char **argv, const size_t *lens);
 
 /*
