@@ -32,7 +32,8 @@ void broker_close(struct broker *b)
 
 static int unavailable(struct broker *b, struct api_error *err, const char *what)
 {
-	log_msg(LOG_WARN, "message broker: %s", what);
+	log_msg(LOG_WARN, "message broker: %s%s%s%s", what, *b->why ? " (" : "", b->why, *b->why ? ")" : "");
+	*b->why = 0;
 	if (b->conn) {
 		amqp_destroy_connection(b->conn); /* no close handshake: the connection is broken */
 		b->conn = NULL;
@@ -47,7 +48,26 @@ static int unavailable(struct broker *b, struct api_error *err, const char *what
 static int rpc_ok(struct broker *b)
 {
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(b->conn);
-	return r.reply_type == AMQP_RESPONSE_NORMAL;
+	amqp_bytes_t text = { 0, NULL };
+	unsigned code = 0;
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 1;
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		amqp_channel_close_t *m = r.reply.decoded;
+		code = m->reply_code;
+		text = m->reply_text;
+	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+		amqp_connection_close_t *m = r.reply.decoded;
+		code = m->reply_code;
+		text = m->reply_text;
+	}
+	if (text.bytes)
+		snprintf(b->why, sizeof(b->why), "%u %.*s", code, (int)text.len, (const char *)text.bytes);
+	else
+		snprintf(b->why, sizeof(b->why), "%s",
+			 r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? amqp_error_string2(r.library_error)
+									 : "no reason given");
+	return 0;
 }
 
 static struct timeval tv_of(int ms)

@@ -24,6 +24,7 @@ struct broker {
 	const struct config *cfg;
 	int consuming;
 	uint64_t published; /* delivery tags of this channel so far */
+	char why[160];      /* the broker's (or the library's) reason for the last refusal */
 };
 
 /* A message handed to a consumer; release with broker_message_free. */
