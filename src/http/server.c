@@ -401,7 +401,7 @@ static void complete(struct request *req, int sent)
 		log_str(&line, "path", req->path ? req->path : "");
 		log_int(&line, "status", status);
 		log_int(&line, "duration_us", (int64_t)us);
-		log_int(&line, "bytes", (int64_t)req->res.body.len);
+		log_int(&line, "bytes", (int64_t)(req->res.static_body ? req->res.static_len : req->res.body.len));
 		if (!sent)
 			log_str(&line, "error", "connection closed before the response was sent");
 		log_end(&line);

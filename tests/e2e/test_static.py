@@ -47,6 +47,16 @@ def test_files_have_their_type_etag_and_caching(base, path, ctype, cache):
     assert requests.head(base + path).status_code == 200
 
 
+def test_the_access_log_counts_a_static_file_s_bytes(spawn):
+    s = spawn(LOG_LEVEL="info")
+    r = requests.get(s.url + "/vendor/uplot/uPlot.esm.js", headers={"Accept-Encoding": "identity",
+                                                                   "X-Request-ID": "static-bytes"})
+    assert r.status_code == 200 and len(r.content) > 1000
+    assert s.stop() == 0, s.logs()[-3000:]
+    lines = [json.loads(x) for x in s.logs().splitlines() if '"static-bytes"' in x]
+    assert [line["bytes"] for line in lines if line["msg"] == "request"] == [len(r.content)], lines
+
+
 def test_gzip_when_accepted(base):
     plain = requests.get(base + "/vendor/uplot/uPlot.esm.js", headers={"Accept-Encoding": "identity"})
     status, headers, body, _ = raw_request(port_of(base), (
