@@ -85,6 +85,9 @@ void revocation_add(const char *entry, int64_t exp);
 /* The latest cut-off (unix ms) of the user's tokens, 0 for none. */
 int64_t revocation_user_cutoff(int64_t user_id);
 int revocation_has(const char *entry);
+/* Calls fn with each entry still in force, as its Redis member (a user's
+ * with its latest cut-off), under the list's read lock. */
+void revocation_each(void (*fn)(const char *member, int64_t exp, void *ctx), void *ctx);
 /* Whether the list is known to be current (set by the subscriber). */
 void revocation_set_current(int current);
 int revocation_is_current(void);

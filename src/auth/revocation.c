@@ -135,6 +135,22 @@ int64_t revocation_user_cutoff(int64_t user_id)
 	return since;
 }
 
+void revocation_each(void (*fn)(const char *member, int64_t exp, void *ctx), void *ctx)
+{
+	int64_t now = time(NULL);
+	char member[96];
+	pthread_rwlock_rdlock(&lock);
+	for (int b = 0; b < BUCKETS; b++)
+		for (struct entry *e = buckets[b]; e; e = e->next) {
+			if (e->exp <= now)
+				continue;
+			if (e->since)
+				snprintf(member, sizeof(member), "%s:%lld", e->name, (long long)e->since);
+			fn(e->since ? member : e->name, e->exp, ctx);
+		}
+	pthread_rwlock_unlock(&lock);
+}
+
 void revocation_clear(void)
 {
 	pthread_rwlock_wrlock(&lock);

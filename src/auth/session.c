@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/xalloc.h"
 #include "../store/cache.h"
 #include "auth.h"
 #include "../core/banned.h"
@@ -152,8 +153,71 @@ int session_revoke_user_raw(struct redisContext *c, int64_t user_id, int64_t cut
 	return ok ? 0 : -1;
 }
 
+/* KEYS: the revocation set. ARGV: the channel, then member, expiry pairs.
+ * Adds what the set lacks (or holds with an earlier expiry) and tells every
+ * instance; returns how many it added. */
+static const char restore_lua[] =
+	"local n = 0\n"
+	"for i = 2, #ARGV - 1, 2 do\n"
+	"  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])\n"
+	"  if not s or tonumber(s) < tonumber(ARGV[i + 1]) then\n"
+	"    redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])\n"
+	"    redis.call('PUBLISH', ARGV[1], '!revoke ' .. ARGV[i] .. ' ' .. ARGV[i + 1])\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"return n\n";
+
+struct restore {
+	const char **argv;
+	size_t argc, cap;
+};
+
+static void restore_add(const char *member, int64_t exp, void *ctx)
+{
+	struct restore *r = ctx;
+	if (r->argc + 2 > r->cap) {
+		r->cap = r->cap ? 2 * r->cap : 64;
+		r->argv = xrealloc(r->argv, r->cap * sizeof(*r->argv));
+	}
+	r->argv[r->argc++] = xstrdup(member);
+	char when[24];
+	snprintf(when, sizeof(when), "%lld", (long long)exp);
+	r->argv[r->argc++] = xstrdup(when);
+}
+
+/* Gives Redis back the revocations this instance holds and Redis does not:
+ * a Redis restarted empty (it keeps no snapshot) would otherwise forget
+ * every logout, and an instance started after it would accept the tokens;
+ * so would the other instances for a revocation made while Redis was down. */
+static int restore_revocations(struct redisContext *c)
+{
+	struct restore r = { 0 };
+	revocation_each(restore_add, &r);
+	char set[128], ch[128];
+	snprintf(set, sizeof(set), "%srevoked", cache_prefix());
+	snprintf(ch, sizeof(ch), "%sinvalidate", cache_prefix());
+	enum { CHUNK = 512 }; /* member, expiry pairs per script call */
+	int ok = 1;
+	for (size_t at = 0; at < r.argc && ok; at += 2 * CHUNK) {
+		size_t n = r.argc - at < 2 * CHUNK ? r.argc - at : 2 * CHUNK;
+		const char *argv[5 + 2 * CHUNK] = { "EVAL", restore_lua, "1", set, ch };
+		memcpy(argv + 5, r.argv + at, n * sizeof(*argv));
+		redisReply *rep = redisCommandArgv(c, (int)(5 + n), argv, NULL);
+		ok = rep && rep->type == REDIS_REPLY_INTEGER;
+		if (rep)
+			freeReplyObject(rep);
+	}
+	for (size_t i = 0; i < r.argc; i++)
+		free((char *)r.argv[i]);
+	free(r.argv);
+	return ok ? 0 : -1;
+}
+
 int session_load_revocations(struct redisContext *c)
 {
+	if (restore_revocations(c))
+		return -1;
 	redisReply *rep = redisCommand(c, "ZRANGEBYSCORE %srevoked %lld +inf WITHSCORES", cache_prefix(),
 				       (long long)time(NULL));
 	if (!rep || rep->type != REDIS_REPLY_ARRAY) {

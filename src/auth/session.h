@@ -44,7 +44,8 @@ struct redisContext;
 /* The same from a command (migrate, seed) on a plain connection. */
 int session_revoke_user_raw(struct redisContext *c, int64_t user_id, int64_t cutoff_ms);
 
-/* Subscriber hooks: load the revocation set on (re)connect; apply a message. */
+/* Subscriber hooks: on (re)connect, give Redis the revocations this instance
+ * holds that it lacks, then load the set; apply a message. */
 struct redisContext;
 int session_load_revocations(struct redisContext *c);
 void session_apply_message(const char *msg);

@@ -449,6 +449,26 @@ def test_revocation_survives_restart(base, spawn):
     assert requests.get(b.url + ME, headers=bearer(fresh["access_token"])).status_code == 200
 
 
+def test_revocations_outlive_a_redis_restart(base, spawn):
+    """Redis keeps no snapshot: restarted, it is empty. The instances give it
+    back the revocations they hold, so one started afterwards, which learns
+    them only from Redis, still refuses a logged-out token."""
+    pair, _, _, _ = new_login(base)
+    h = bearer(pair["access_token"])
+    jti = jwt_parts(pair["access_token"])[1]["jti"]
+    assert requests.post(base + V1 + "/auth/logout", headers=h).status_code == 204
+    try:
+        services("stop", "redis")
+    finally:
+        services("start", "redis")
+        restored = poll(lambda: redis_cli("ZSCORE", "transitd:revoked", "j:" + jti), 40)
+        stable = redis_work_recovered(base, timeout=40)
+    assert restored, "no instance gave the restarted Redis its revocations back"
+    assert stable, "session look-ups still fail after Redis came back"
+    fresh = spawn()
+    assert_401_bearer(auth_ready(fresh.url, h))
+
+
 def test_cache_clear_keeps_sessions_and_revocations(base, admin, spawn):
     """POST /cache/clear empties caches, not logins, revocations or limits."""
     kept, _, _, _ = new_login(base)

@@ -143,6 +143,36 @@ static void test_malformed_user_entries_ignored(void **state)
 
 /* Clear empties the list; adding prunes expired entries as it goes (their
  * memory is freed: the ASan build would report a leak). */
+static void collect(const char *member, int64_t exp, void *ctx)
+{
+	char *out = ctx;
+	size_t n = strlen(out);
+	snprintf(out + n, 512 - n, "%s%s=%lld", n ? " " : "", member, (long long)(exp - fake_now));
+}
+
+/* Each entry still in force, as the member Redis keeps: a user's with its
+ * latest cut-off; the expired are left out. Chains are walked in hash
+ * order, so the test sorts nothing and checks each entry on its own. */
+static void test_each_gives_the_members_in_force(void **state)
+{
+	(void)state;
+	revocation_add("j:abc", fake_now + 60);
+	revocation_add("f:fam1", fake_now + 30);
+	revocation_add("f:fam1", fake_now + 90);
+	revocation_add("u:7:1000", fake_now + 40);
+	revocation_add("u:7:2000", fake_now + 20);
+	revocation_add("j:gone", fake_now + 5);
+	fake_now += 10;
+	char out[512] = "";
+	revocation_each(collect, out);
+	assert_non_null(strstr(out, "j:abc=50"));
+	assert_non_null(strstr(out, "f:fam1=80"));
+	assert_non_null(strstr(out, "u:7:2000=30"));
+	assert_null(strstr(out, "j:gone"));
+	assert_null(strstr(out, "u:7:1000"));
+	assert_int_equal(strlen(out), strlen("j:abc=50 f:fam1=80 u:7:2000=30"));
+}
+
 static void test_clear_and_prune(void **state)
 {
 	(void)state;
@@ -230,6 +260,7 @@ int main(void)
 		cmocka_unit_test_setup(test_not_current_fails_closed, reset),
 		cmocka_unit_test_setup(test_user_cutoff, reset),
 		cmocka_unit_test_setup(test_malformed_user_entries_ignored, reset),
+		cmocka_unit_test_setup(test_each_gives_the_members_in_force, reset),
 		cmocka_unit_test_setup(test_clear_and_prune, reset),
 		cmocka_unit_test_setup(test_concurrent_writers_and_readers, reset),
 	};
