@@ -6,30 +6,14 @@
 --   BENCH_TOKEN    access token
 -- A thread that runs out of lines starts them again ("wrapped": those answers
 -- are 4xx, and the file was too short for the run).
-local threads = {}
-local next_id = 0
-
-function setup(thread)
-  next_id = next_id + 1
-  thread:set("tid", next_id)
-  table.insert(threads, thread)
-end
+local bench = dofile(string.match(debug.getinfo(1, "S").source, "^@(.-)[^/]*$") .. "bench.lua")
+setup = bench.setup
 
 function init(args)
-  local n = tonumber(os.getenv("BENCH_THREADS") or "1")
-  local path = os.getenv("BENCH_LINES")
-  local f = assert(io.open(path, "r"), "cannot open BENCH_LINES " .. tostring(path))
-  lines = {}
-  local i = 0
-  for line in f:lines() do
-    if i % n == (tid or 1) - 1 then
-      local p, body = string.match(line, "^([^\t]+)\t?(.*)$")
-      lines[#lines + 1] = { path = p, body = body }
-    end
-    i = i + 1
-  end
-  f:close()
-  assert(#lines > 0, "no lines for thread " .. tostring(tid))
+  lines = bench.lines("BENCH_LINES", function(line)
+    local p, body = string.match(line, "^([^\t]+)\t?(.*)$")
+    return { path = p, body = body }
+  end)
   headers = { ["Content-Type"] = "application/json",
               ["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "") }
   pos, wrapped = 0, 0
@@ -53,17 +37,7 @@ function response(status, hdrs, body)
 end
 
 function done(summary, latency, requests)
-  local t = { ok = 0, c4xx = 0, c5xx = 0, wrapped = 0 }
-  for _, th in ipairs(threads) do
-    for n, _ in pairs(t) do t[n] = t[n] + (th:get(n) or 0) end
-  end
-  local e = summary.errors
-  local secs = summary.duration / 1e6
-  io.write(string.format(
-    "BENCH requests=%d seconds=%.3f rps=%.1f p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f non2xx=%d sock_errors=%d" ..
-    " ok=%d ok_per_s=%.1f s4xx=%d s5xx=%d wrapped=%d\n",
-    summary.requests, secs, summary.requests / secs,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout,
-    t.ok, t.ok / secs, t.c4xx, t.c5xx, t.wrapped))
+  local t = bench.totals({ "ok", "c4xx", "c5xx", "wrapped" })
+  bench.report(summary, latency, string.format("ok=%d ok_per_s=%.1f s4xx=%d s5xx=%d wrapped=%d",
+    t.ok, t.ok / bench.seconds(summary), t.c4xx, t.c5xx, t.wrapped))
 end

@@ -2,7 +2,8 @@
 -- next path of the list with each request).
 --   BENCH_PATHS  paths, comma separated
 --   BENCH_TOKEN  access token (unset: none)
--- done() prints the BENCH summary line, as get.lua.
+-- done() prints the BENCH line (bench.lua) and the slowest answer.
+local bench = dofile(string.match(debug.getinfo(1, "S").source, "^@(.-)[^/]*$") .. "bench.lua")
 local paths = {}
 for p in string.gmatch(os.getenv("BENCH_PATHS") or "/", "[^,]+") do
   paths[#paths + 1] = p
@@ -25,11 +26,5 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local e = summary.errors
-  local secs = summary.duration / 1e6
-  io.write(string.format(
-    "BENCH requests=%d seconds=%.3f rps=%.1f p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f non2xx=%d sock_errors=%d max_ms=%.3f\n",
-    summary.requests, secs, summary.requests / secs,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout, latency.max / 1000))
+  bench.report(summary, latency, string.format("max_ms=%.3f", latency.max / 1000))
 end
