@@ -7,17 +7,11 @@
 -- when there is one, otherwise starts a trip on a random card. A response is
 -- told apart by its body: a started trip says "in_progress", an ended one
 -- "completed", a problem names its path in "instance".
-local threads = {}
-local next_id = 0
-
-function setup(thread)
-  next_id = next_id + 1
-  thread:set("tid", next_id)
-  table.insert(threads, thread)
-end
+local bench = dofile(string.match(debug.getinfo(1, "S").source, "^@(.-)[^/]*$") .. "bench.lua")
+setup = bench.setup
 
 function init(args)
-  math.randomseed(os.time() + 7919 * (tid or 0))
+  bench.seed()
   local token = os.getenv("BENCH_TOKEN") or ""
   lo = tonumber(os.getenv("BENCH_CARD_LO"))
   hi = tonumber(os.getenv("BENCH_CARD_HI"))
@@ -69,24 +63,11 @@ function response(status, hdrs, body)
 end
 
 function done(summary, latency, requests)
-  local t = {}
-  local names = { "start_ok", "start_402", "start_409", "start_4xx", "start_5xx",
-                  "end_ok", "end_404", "end_4xx", "end_5xx", "unknown" }
-  for _, n in ipairs(names) do t[n] = 0 end
-  local open = 0
-  for _, th in ipairs(threads) do
-    for _, n in ipairs(names) do t[n] = t[n] + (th:get(n) or 0) end
-    open = open + (th:get("qtail") or 0) - (th:get("qhead") or 1) + 1
-  end
-  local e = summary.errors
-  local secs = summary.duration / 1e6
-  io.write(string.format(
-    "BENCH requests=%d seconds=%.3f rps=%.1f p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f non2xx=%d sock_errors=%d" ..
-    " pairs_per_s=%.1f start_ok=%d end_ok=%d start_402=%d start_409=%d start_4xx=%d start_5xx=%d" ..
-    " end_404=%d end_4xx=%d end_5xx=%d unknown=%d left_open=%d\n",
-    summary.requests, secs, summary.requests / secs,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout,
-    t.start_ok / secs, t.start_ok, t.end_ok, t.start_402, t.start_409, t.start_4xx, t.start_5xx,
-    t.end_404, t.end_4xx, t.end_5xx, t.unknown, open))
+  local t = bench.totals({ "start_ok", "start_402", "start_409", "start_4xx", "start_5xx",
+                           "end_ok", "end_404", "end_4xx", "end_5xx", "unknown", "qhead", "qtail" })
+  bench.report(summary, latency, string.format(
+    "pairs_per_s=%.1f start_ok=%d end_ok=%d start_402=%d start_409=%d start_4xx=%d start_5xx=%d" ..
+    " end_404=%d end_4xx=%d end_5xx=%d unknown=%d left_open=%d",
+    t.start_ok / bench.seconds(summary), t.start_ok, t.end_ok, t.start_402, t.start_409, t.start_4xx,
+    t.start_5xx, t.end_404, t.end_4xx, t.end_5xx, t.unknown, t.qtail - t.qhead + bench.thread_count()))
 end
