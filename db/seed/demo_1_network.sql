@@ -528,8 +528,8 @@ ON CONFLICT (alert_id) DO UPDATE SET
 -- Arrivals for the next 60 minutes, regenerated on every run.
 --
 -- For every active route at every active station it serves: trips leave the
--- first stop every `headway` minutes (4..15, from the route id), reach stop n
--- after n * run_min minutes, and trip j is run by vehicle j of the route's
+-- first stop every `headway` minutes, reach stop n after n * run_min minutes
+-- (both from route_timetable), and trip j is run by vehicle j of the route's
 -- active fleet (cycling), so one vehicle can be followed along the route
 -- (j counts back from 0 for the runs already under way: floor, not truncation).
 -- Within 2 minutes the status is 'arriving'; about one in seven later
@@ -538,11 +538,10 @@ ON CONFLICT (alert_id) DO UPDATE SET
 DELETE FROM arrivals;
 
 WITH served AS (
-    SELECT rs.route_id, rs.station_id, rs.stop_sequence::integer AS seq,
-           4 + (r.route_id * 7) % 12 AS headway,
-           CASE r.route_type WHEN 'cable' THEN 3 ELSE 2 END AS run_min
+    SELECT rs.route_id, rs.station_id, rs.stop_sequence::integer AS seq, tt.headway, tt.run_min
     FROM route_stops rs
     JOIN routes r ON r.route_id = rs.route_id AND r.is_active
+    JOIN route_timetable tt ON tt.route_id = rs.route_id
     JOIN stations s ON s.station_id = rs.station_id AND s.is_active
 ),
 timed AS (

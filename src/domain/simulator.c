@@ -25,10 +25,10 @@ static const struct sql_stmt stmts[] = {
 		" arriving AS (UPDATE arrivals SET status = 'arriving'"
 		"  WHERE estimated_arrival_time BETWEEN now() AND now() + interval '2 minutes'"
 		"    AND status IN ('on_time', 'delayed') RETURNING station_id),"
-		/* the seed's timetable: headway 4-15 min, 2 min between stops (3 by cable) */
-		" served AS (SELECT rs.route_id, rs.station_id, rs.stop_sequence::int AS seq,"
-		"    4 + (r.route_id * 7) % 12 AS headway, CASE r.route_type WHEN 'cable' THEN 3 ELSE 2 END AS run_min"
+		/* the seed's timetable (migration 0017) */
+		" served AS (SELECT rs.route_id, rs.station_id, rs.stop_sequence::int AS seq, tt.headway, tt.run_min"
 		"  FROM route_stops rs JOIN routes r ON r.route_id = rs.route_id AND r.is_active"
+		"  JOIN route_timetable tt ON tt.route_id = rs.route_id"
 		"  JOIN stations s ON s.station_id = rs.station_id AND s.is_active),"
 		" fleet AS (SELECT route_id, array_agg(vehicle_id ORDER BY vehicle_id) AS ids FROM vehicles"
 		"  WHERE is_active AND route_id IS NOT NULL GROUP BY route_id),"
