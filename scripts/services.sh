@@ -199,7 +199,8 @@ rabbitmq_run() {
   HOME=$dir RABBITMQ_NODENAME=transitd-$port@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
     RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$((port + 2)) ERL_EPMD_PORT=$((port + 1)) \
     RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_PID_FILE=$dir/rabbitmq.pid \
-    RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins "$@"
+    RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins \
+    ERL_CRASH_DUMP=$dir/erl_crash.dump "$@"
 }
 
 # rabbitmq_ctl DIR PORT ARGS...: rabbitmqctl against the node.
@@ -224,7 +225,8 @@ CONF
   echo "[]." >"$dir/enabled_plugins"
   rabbitmq_run "$dir" "$port" "$rabbitmq_bin/rabbitmq-server" -detached >/dev/null 2>&1
   if ! rabbitmq_ctl "$dir" "$port" wait "$dir/rabbitmq.pid" --timeout 90 >/dev/null 2>&1; then
-    echo "RabbitMQ did not start on port $port; see $dir/log" >&2
+    echo "RabbitMQ did not start on port $port; see $dir/log and $dir/erl_crash.dump" \
+      "(it also needs ports $((port + 1)) and $((port + 2)))" >&2
     return 1
   fi
   [ -f "$dir/password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '\n/+=' >"$dir/password")
