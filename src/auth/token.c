@@ -199,22 +199,6 @@ static int copy_claim(json_t *claims, const char *name, char *out, size_t len)
 	return 0;
 }
 
-/* A claim that must be a JSON integer in [lo, hi]; absent: *out = dflt, or
- * -1 when dflt is NO_DEFAULT. (libjwt reads a string or a fraction as 0.) */
-#define NO_DEFAULT INT64_MIN
-static int int_claim(json_t *claims, const char *name, int64_t lo, int64_t hi, int64_t dflt, int64_t *out)
-{
-	json_t *v = json_object_get(claims, name);
-	if (!v && dflt != NO_DEFAULT) {
-		*out = dflt;
-		return 0;
-	}
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-		return -1;
-	*out = json_integer_value(v);
-	return 0;
-}
-
 /* Instances' clocks may differ by this much: a token issued by one is not
  * refused by another as issued in the future. */
 #define CLOCK_SKEW_S 60
@@ -233,17 +217,21 @@ static enum token_result verify_signed(const char *token, struct principal *p)
 	json_t *claims = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
 	free(text);
 	int64_t now = (int64_t)time(NULL), iat, nbf;
+	int has_ims;
+	struct api_error e; /* which claim is wrong is not told to the client */
 	char sub[24], role[16];
+	/* Times are integers (libjwt alone reads a string or a fraction as 0);
+	 * iat, ims and nbf at most CLOCK_SKEW_S ahead. */
 	if (!json_is_object(claims) || copy_claim(claims, "sub", sub, sizeof(sub)) ||
 	    copy_claim(claims, "role", role, sizeof(role)) || copy_claim(claims, "jti", p->jti, sizeof(p->jti)) ||
 	    copy_claim(claims, "fam", p->fam, sizeof(p->fam)) ||
-	    /* issued at most CLOCK_SKEW_S ahead, and as a time in ms it must fit */
-	    int_claim(claims, "iat", 0, now + CLOCK_SKEW_S, NO_DEFAULT, &iat) ||
-	    int_claim(claims, "nbf", INT64_MIN + 1, now + CLOCK_SKEW_S, 0, &nbf) ||
-	    int_claim(claims, "exp", INT64_MIN + 1, INT64_MAX, NO_DEFAULT, &p->exp) ||
-	    /* issued at, in ms: tokens from before the "ims" claim use iat */
-	    int_claim(claims, "ims", 0, (now + CLOCK_SKEW_S) * 1000, iat * 1000, &p->issued_ms))
+	    json_get_int(claims, "iat", 1, 0, now + CLOCK_SKEW_S, &iat, NULL, &e) ||
+	    json_get_int(claims, "nbf", 0, INT64_MIN, now + CLOCK_SKEW_S, &nbf, NULL, &e) ||
+	    json_get_int(claims, "exp", 1, INT64_MIN, INT64_MAX, &p->exp, NULL, &e) ||
+	    json_get_int(claims, "ims", 0, 0, (now + CLOCK_SKEW_S) * 1000, &p->issued_ms, &has_ims, &e))
 		goto out;
+	if (!has_ims) /* tokens from before the "ims" claim: issued at iat, in ms */
+		p->issued_ms = iat * 1000;
 	if (parse_int64(sub, 1, INT64_MAX, &p->user_id) || !(p->role = role_parse(role)))
 		goto out;
 	rc = p->exp <= now ? TOKEN_EXPIRED : TOKEN_OK;
