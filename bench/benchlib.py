@@ -125,33 +125,15 @@ def stop(proc, name, secs=15, note=print):
 
 
 def nginx_conf(directory, port, locations):
-    """DIR/nginx.conf: a private nginx (no daemon; logs, pid and temp files
-    under DIR) serving LOCATIONS on 127.0.0.1:PORT."""
-    user = "user root;" if os.getuid() == 0 else ""
+    """DIR/nginx.conf from bench/nginx.conf.in: a private nginx (no daemon;
+    logs, pid and temp files under DIR) serving LOCATIONS on 127.0.0.1:PORT."""
+    with open(os.path.join(ROOT, "bench", "nginx.conf.in")) as f:
+        conf = f.read()
+    for name, value in (("@USER@", "user root;" if os.getuid() == 0 else ""), ("@DIR@", directory),
+                        ("@PORT@", str(port)), ("@LOCATIONS@", locations)):
+        conf = conf.replace(name, value)
     with open(os.path.join(directory, "nginx.conf"), "w") as f:
-        f.write("""%(user)s
-daemon off;
-worker_processes auto;
-pid %(d)s/nginx.pid;
-error_log %(d)s/error.log warn;
-worker_rlimit_nofile 40000;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
-  client_body_temp_path %(d)s/client_body;
-  proxy_temp_path %(d)s/proxy;
-  fastcgi_temp_path %(d)s/fastcgi;
-  uwsgi_temp_path %(d)s/uwsgi;
-  scgi_temp_path %(d)s/scgi;
-  default_type application/json;
-  server {
-    listen 127.0.0.1:%(port)d;
-%(loc)s
-  }
-}
-""" % {"user": user, "d": directory, "port": port, "loc": locations})
+        f.write(conf)
 
 
 # ---- CPU time ------------------------------------------------------------------

@@ -30,33 +30,15 @@ stop_pid() {
 # body BYTES: a body of that many bytes, for nginx to return.
 body() { head -c "$1" /dev/zero | tr '\0' 'x'; }
 
-# nginx_conf DIR PORT LOCATIONS: writes DIR/nginx.conf, a private nginx (no
-# daemon, logs, pid and temp files under DIR) serving LOCATIONS on 127.0.0.1:PORT.
+# nginx_conf DIR PORT LOCATIONS: writes DIR/nginx.conf from bench/nginx.conf.in,
+# a private nginx (no daemon, logs, pid and temp files under DIR) serving
+# LOCATIONS on 127.0.0.1:PORT.
 nginx_conf() {
-  local dir=$1 port=$2 locations=$3 user_line=""
+  local dir=$1 port=$2 locations=$3 user_line="" conf
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
-  cat >"$dir/nginx.conf" <<CONF
-$user_line
-daemon off;
-worker_processes auto;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile 40000;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
-  client_body_temp_path $dir/client_body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  default_type application/json;
-  server {
-    listen 127.0.0.1:$port;
-$locations
-  }
-}
-CONF
+  conf=$(<"$(dirname "${BASH_SOURCE[0]}")/nginx.conf.in")
+  conf=${conf//@USER@/"$user_line"}
+  conf=${conf//@DIR@/"$dir"}
+  conf=${conf//@PORT@/"$port"}
+  printf '%s\n' "${conf//@LOCATIONS@/"$locations"}" >"$dir/nginx.conf"
 }
