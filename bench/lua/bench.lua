@@ -36,6 +36,20 @@ function M.lines(env, parse)
   return out
 end
 
+local pos = 0
+
+-- The next of the thread's lines, from the first again after the last
+-- (counted in the global wrapped, which done() adds up: those requests are
+-- replays, and the file was too short for the run).
+function M.next_line(list)
+  pos = pos + 1
+  if pos > #list then
+    pos = 1
+    wrapped = (wrapped or 0) + 1
+  end
+  return list[pos]
+end
+
 -- The sum over the threads of each named counter.
 function M.totals(names)
   local t = {}

@@ -16,17 +16,12 @@ function init(args)
   end)
   headers = { ["Content-Type"] = "application/json",
               ["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "") }
-  pos, wrapped = 0, 0
+  wrapped = 0
   ok, c4xx, c5xx = 0, 0, 0
 end
 
 function request()
-  pos = pos + 1
-  if pos > #lines then
-    pos = 1
-    wrapped = wrapped + 1
-  end
-  local l = lines[pos]
+  local l = bench.next_line(lines)
   return wrk.format("POST", l.path, headers, l.body)
 end
 

@@ -14,17 +14,12 @@ function init(args)
     local sig, body = string.match(line, "^([^\t]+)\t(.+)$")
     return { sig = sig, body = body }
   end)
-  pos, wrapped = 0, 0
+  wrapped = 0
   credited, no_effect, other200, c401, c4xx, c5xx = 0, 0, 0, 0, 0, 0
 end
 
 function request()
-  pos = pos + 1
-  if pos > #deliveries then
-    pos = 1
-    wrapped = wrapped + 1
-  end
-  local d = deliveries[pos]
+  local d = bench.next_line(deliveries)
   return wrk.format("POST", "/api/v1/payments/webhook",
     { ["Content-Type"] = "application/json", ["Payment-Signature"] = d.sig }, d.body)
 end
