@@ -203,9 +203,9 @@ static void observe_latency(int64_t published_ms)
 	pthread_mutex_unlock(&A.latency_lock);
 }
 
-/* Runs the command of operation id as its synchronous request would run.
- * Returns the answer's status (0: retry later) into *status and the request. */
-static struct request *rebuild(struct consumer *c, const struct operation *op, const struct route *route)
+/* The synchronous request operation op was accepted for: its body, path
+ * ids, caller and role, with the operation id as its Idempotency-Key. */
+static struct request *rebuild(const struct operation *op, const struct route *route)
 {
 	struct request *req = request_new();
 	req->route = route;
@@ -226,7 +226,6 @@ static struct request *rebuild(struct consumer *c, const struct operation *op, c
 		req->auth->user_id = op->user_id;
 		req->auth->role = role_parse(op->role);
 	}
-	(void)c;
 	return req;
 }
 
@@ -265,7 +264,7 @@ static int apply(struct consumer *c, const struct broker_message *m)
 			arena_release(&a);
 			return 0;
 		}
-		struct request *req = rebuild(c, &op, route);
+		struct request *req = rebuild(&op, route);
 		arena_release(&a);
 		struct api_error perr;
 		if ((route->flags & ROUTE_JSON_BODY) && json_parse_body(req->body.ptr, req->body.len, &req->json, &perr))
